@@ -1,0 +1,29 @@
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= runs/pos_ewt
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m training.train --config training/configs/pos_ewt.toml --output-dir $(DEMO_DIR)
+	$(PY) -m training.evaluate --run-dir $(DEMO_DIR) --file ../shared/data/ud_english_ewt/en_ewt-ud-test.conllu
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check kerasrnn training deploy tests
+
+clean:
+	rm -rf runs .pytest_cache

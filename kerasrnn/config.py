@@ -1,0 +1,178 @@
+"""Run settings: frozen dataclasses read from TOML (`tomllib`) and written back beside every run as `config.toml`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from pathlib import Path
+
+from kerasrnn.data.readers import FORMATS, data_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    name: str = "task"
+    type: str = "tagging"  # "tagging" or "classification"
+    metric: str = "accuracy"  # "accuracy" or "f1" (entity-level, BIO tags)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    format: str = "conllu"
+    train_file: str = ""
+    dev_file: str = ""  # empty: hold out `dev_fraction` of the training file (seeded)
+    test_file: str = ""
+    dev_fraction: float = 0.1
+    oos_label: str = ""  # a label scored apart (CLINC150 "oos"): accuracy is then the in-scope accuracy
+    lowercase: bool = True
+    min_count: int = 2
+    max_vocab: int = 50_000
+    max_length: int = 256
+    use_chars: bool = True
+    char_min_count: int = 2
+    max_word_chars: int = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "lstm"
+    num_layers: int = 1
+    units: int = 128
+    bidirectional: bool = True
+    embedding_dim: int = 100
+    output_dim: int = 128
+    dropout: float = 0.3
+    head_dropout: float = 0.3
+    char_embedding_dim: int = 32
+    char_filters: int = 64
+    char_kernel_size: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    warmup_fraction: float = 0.05
+    min_learning_rate_ratio: float = 0.05
+    clipnorm: float = 1.0
+    word_dropout: float = 0.05
+    patience: int = 3
+    seed: int = 1234
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    task: TaskConfig = TaskConfig()
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    def __post_init__(self):
+        _check(self.task.type in ("tagging", "classification"), "task.type", "'tagging' or 'classification'")
+        _check(self.task.metric in ("accuracy", "f1"), "task.metric", "'accuracy' or 'f1'")
+        _check(self.task.metric != "f1" or self.task.type == "tagging", "task.metric", "'accuracy' for classification")
+        _check(self.data.format in FORMATS, "data.format", f"one of {', '.join(FORMATS)}")
+        _check(bool(self.data.train_file), "data.train_file", "a file path")
+        _check(bool(self.data.test_file), "data.test_file", "a file path")
+        _check(0.0 < self.data.dev_fraction < 1.0, "data.dev_fraction", "in (0, 1)")
+        _check(self.model.cell in ("lstm", "gru"), "model.cell", "'lstm' or 'gru'")
+        for name in ("num_layers", "units", "embedding_dim", "output_dim"):
+            _check(getattr(self.model, name) >= 1, f"model.{name}", "at least 1")
+        for name in ("dropout", "head_dropout"):
+            _check(0.0 <= getattr(self.model, name) < 1.0, f"model.{name}", "in [0, 1)")
+        _check(0.0 <= self.training.word_dropout < 1.0, "training.word_dropout", "in [0, 1)")
+        for name in ("epochs", "batch_size"):
+            _check(getattr(self.training, name) >= 1, f"training.{name}", "at least 1")
+        _check(self.training.learning_rate > 0, "training.learning_rate", "positive")
+        _check(self.data.max_length >= 1, "data.max_length", "at least 1")
+
+    def resolve_path(self, path: str) -> Path:
+        """A data path as given if absolute or existing, else relative to the data folder."""
+        p = Path(os.path.expanduser(path))
+        if p.is_absolute() or p.exists():
+            return p
+        return data_dir() / p
+
+    def replace(self, section: str, **changes) -> Config:
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "config") -> Config:
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - set(sections))
+        if unknown:
+            raise ValueError(f"{source}: unknown section(s) {unknown}; known: {sorted(sections)}")
+        built = {}
+        hints = typing.get_type_hints(cls)
+        for name in sections:
+            section_cls = hints[name]
+            values = raw.get(name, {})
+            if not isinstance(values, dict):
+                raise ValueError(f"{source}: [{name}] must be a table")
+            built[name] = _build_section(section_cls, values, f"{source}: [{name}]")
+        return cls(**built)
+
+    @classmethod
+    def load(cls, path) -> Config:
+        path = Path(path)
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: invalid TOML: {e}") from None
+        return cls.from_dict(raw, str(path))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        lines = []
+        for section, values in self.to_dict().items():
+            lines.append(f"[{section}]")
+            lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+            lines.append("")
+        return "\n".join(lines)
+
+    def save(self, path) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_toml(), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def _check(ok: bool, key: str, expected: str):
+    if not ok:
+        raise ValueError(f"config: {key} must be {expected}")
+
+
+def _build_section(section_cls, values: dict, where: str):
+    hints = typing.get_type_hints(section_cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(hints)}")
+    for key, value in values.items():
+        expected = hints[key]
+        allowed = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            values = {**values, key: float(value)}
+            continue
+        if isinstance(value, bool) and bool not in allowed:
+            raise ValueError(f"{where}: {key} must be {expected.__name__}, got a boolean")
+        if not isinstance(value, allowed):
+            raise ValueError(f"{where}: {key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+    return section_cls(**values)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,41 @@
+from kerasrnn.data.pipeline import (
+    EncodedData,
+    bucket_batches,
+    encode,
+    ordered_batches,
+    padding_fraction,
+    steps_per_epoch,
+    training_dataset,
+)
+from kerasrnn.data.readers import (
+    FORMATS,
+    DataFormatError,
+    Example,
+    data_dir,
+    read_clinc_json,
+    read_conll,
+    read_conllu,
+    read_csv,
+    read_examples,
+    read_sst,
+)
+
+__all__ = [
+    "FORMATS",
+    "DataFormatError",
+    "EncodedData",
+    "Example",
+    "bucket_batches",
+    "data_dir",
+    "encode",
+    "ordered_batches",
+    "padding_fraction",
+    "read_clinc_json",
+    "read_conll",
+    "read_conllu",
+    "read_csv",
+    "read_examples",
+    "read_sst",
+    "steps_per_epoch",
+    "training_dataset",
+]

@@ -1,0 +1,169 @@
+"""Encoding of examples into id arrays, and tf.data pipelines that bucket by length and right-pad with 0."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from kerasrnn.data.readers import Example
+from kerasrnn.text.tokenizer import char_ids
+from kerasrnn.text.vocabulary import PAD_ID, UNK_ID, Vocabulary
+
+DEFAULT_BUCKET_BOUNDARIES = (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128)
+
+
+@dataclasses.dataclass
+class EncodedData:
+    """Id arrays of a list of examples: one int32 array per example (token ids [T], char ids [T, C]),
+    and targets: per-token tag ids [T] for tagging, one label id per example for classification."""
+
+    token_ids: list[np.ndarray]
+    char_ids: list[np.ndarray] | None
+    targets: list[np.ndarray] | np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(t) for t in self.token_ids], dtype=np.int64)
+
+
+def encode(
+    examples: Sequence[Example],
+    vocab: Vocabulary,
+    labels: Vocabulary | None,
+    *,
+    char_vocab: Vocabulary | None = None,
+    max_word_chars: int = 16,
+    max_length: int = 512,
+) -> EncodedData:
+    """Turns examples into id arrays. Sentences longer than `max_length` tokens are cut; an empty sentence
+    becomes a single unknown token so that every row has at least one valid position."""
+    token_ids, chars, targets = [], [], []
+    for ex in examples:
+        tokens = list(ex.tokens[:max_length]) or ["<unk>"]
+        ids = np.asarray(vocab.encode(tokens), dtype=np.int32)
+        if not ex.tokens:
+            ids[:] = UNK_ID
+        token_ids.append(ids)
+        if char_vocab is not None:
+            chars.append(char_ids(tokens, char_vocab, max_word_chars))
+        if labels is not None:
+            if ex.tags is not None:
+                tags = list(ex.tags[:max_length]) or [labels.tokens[0]]
+                targets.append(np.asarray(labels.encode(tags), dtype=np.int32))
+            else:
+                targets.append(labels.lookup(ex.label))
+    if labels is not None and targets and np.isscalar(targets[0]):
+        targets = np.asarray(targets, dtype=np.int32)
+    return EncodedData(token_ids, chars if char_vocab is not None else None, targets if labels is not None else None)
+
+
+def _features(data: EncodedData, index: Sequence[int], width: int) -> dict[str, np.ndarray]:
+    tok = np.full((len(index), width), PAD_ID, dtype=np.int32)
+    for row, i in enumerate(index):
+        tok[row, : len(data.token_ids[i])] = data.token_ids[i]
+    features = {"token_ids": tok}
+    if data.char_ids is not None:
+        c = data.char_ids[index[0]].shape[1]
+        ch = np.full((len(index), width, c), PAD_ID, dtype=np.int32)
+        for row, i in enumerate(index):
+            ch[row, : len(data.char_ids[i])] = data.char_ids[i]
+        features["char_ids"] = ch
+    return features
+
+
+def _targets(data: EncodedData, index: Sequence[int], width: int) -> np.ndarray:
+    if isinstance(data.targets, np.ndarray):
+        return data.targets[np.asarray(index)]
+    out = np.zeros((len(index), width), dtype=np.int32)
+    for row, i in enumerate(index):
+        out[row, : len(data.targets[i])] = data.targets[i]
+    return out
+
+
+def ordered_batches(data: EncodedData, batch_size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Batches for inference: rows sorted by length (little padding), each batch right-padded to its longest row.
+
+    Yields (row indices into `data`, features); callers put outputs back in order with the indices.
+    """
+    order = np.argsort(data.lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        width = int(data.lengths[index].max())
+        yield index, _features(data, index, width)
+
+
+def bucket_batches(
+    data: EncodedData,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    boundaries: Sequence[int] = DEFAULT_BUCKET_BOUNDARIES,
+) -> list[np.ndarray]:
+    """One epoch of training batches (arrays of row indices): rows shuffled, grouped into length buckets,
+    cut into batches, and the batches shuffled. Deterministic in (seed, epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    bucket_of = np.searchsorted(np.asarray(boundaries), data.lengths, side="left")
+    batches = []
+    for b in np.unique(bucket_of):
+        rows = rng.permutation(np.flatnonzero(bucket_of == b))
+        batches.extend(rows[i : i + batch_size] for i in range(0, len(rows), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def padding_fraction(data: EncodedData, batches: Sequence[np.ndarray]) -> float:
+    """Fraction of padded positions over all positions of these batches."""
+    lengths = data.lengths
+    total = sum(len(b) * int(lengths[b].max()) for b in batches)
+    return 1.0 - float(sum(int(lengths[b].sum()) for b in batches)) / max(total, 1)
+
+
+def training_dataset(
+    data: EncodedData,
+    batch_size: int,
+    *,
+    seed: int,
+    boundaries: Sequence[int] = DEFAULT_BUCKET_BOUNDARIES,
+    word_dropout: float = 0.0,
+):
+    """A repeating tf.data pipeline of bucketed, right-padded (features, targets) batches.
+
+    Each pass over the data is one epoch with its own shuffle (`bucket_batches` with the epoch number).
+    `word_dropout` replaces that fraction of valid token ids with the unknown id, so the model learns
+    a useful unknown-word vector.
+    """
+    import tensorflow as tf
+
+    has_chars = data.char_ids is not None
+
+    def generate():
+        epoch = 0
+        rng = np.random.default_rng([seed, 10_007])
+        while True:
+            for index in bucket_batches(data, batch_size, seed=seed, epoch=epoch, boundaries=boundaries):
+                width = int(data.lengths[index].max())
+                features = _features(data, index, width)
+                if word_dropout > 0:
+                    tok = features["token_ids"]
+                    drop = (rng.random(tok.shape) < word_dropout) & (tok != PAD_ID)
+                    tok[drop] = UNK_ID
+                yield features, _targets(data, index, width)
+            epoch += 1
+
+    feature_spec = {"token_ids": tf.TensorSpec([None, None], tf.int32)}
+    if has_chars:
+        feature_spec["char_ids"] = tf.TensorSpec([None, None, data.char_ids[0].shape[1]], tf.int32)
+    target_spec = (
+        tf.TensorSpec([None], tf.int32) if isinstance(data.targets, np.ndarray) else tf.TensorSpec([None, None], tf.int32)
+    )
+    ds = tf.data.Dataset.from_generator(generate, output_signature=(feature_spec, target_spec))
+    return ds.prefetch(4)
+
+
+def steps_per_epoch(data: EncodedData, batch_size: int, boundaries: Sequence[int] = DEFAULT_BUCKET_BOUNDARIES) -> int:
+    return len(bucket_batches(data, batch_size, seed=0, epoch=0, boundaries=boundaries))

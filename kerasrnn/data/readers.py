@@ -1,0 +1,215 @@
+"""Readers for the corpora's file formats. Each returns a list of `Example`; a malformed file raises
+`DataFormatError` naming the file and line."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+from pathlib import Path
+
+from kerasrnn.text.tokenizer import WordTokenizer, clean_text
+
+
+class DataFormatError(ValueError):
+    """A data file is not in the format its reader expects; the message names the file and line."""
+
+    def __init__(self, path, lineno: int | None, message: str):
+        where = f"{path}:{lineno}" if lineno is not None else f"{path}"
+        super().__init__(f"{where}: {message}")
+        self.path = str(path)
+        self.lineno = lineno
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """One sentence: its tokens, and either one tag per token (tagging) or one label (classification)."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...] | None = None
+    label: str | None = None
+
+
+FORMATS = ("conllu", "conll", "clinc_json", "csv", "sst")
+
+
+def _read_text(path) -> str:
+    """Reads UTF-8 text (a BOM is dropped, CRLF becomes LF); non-UTF-8 bytes name the line they sit on."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        lineno = data[: e.start].count(b"\n") + 1
+        raise DataFormatError(path, lineno, f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+    if "\x00" in text:
+        lineno = text[: text.index("\x00")].count("\n") + 1
+        raise DataFormatError(path, lineno, "contains a NUL byte; is this a binary file?")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise DataFormatError(path, None, "the file is empty or holds only blank lines")
+    return text
+
+
+def read_conllu(path, column: int = 3) -> list[Example]:
+    """CoNLL-U: one word per line, 10 tab-separated columns; tags from `column` (3 = UPOS).
+
+    Multiword-token ranges (`3-4`) and empty nodes (`8.1`) are skipped; `#` lines are comments.
+    """
+    examples: list[Example] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
+        if not line.strip():
+            if tokens:
+                examples.append(Example(tuple(tokens), tuple(tags)))
+                tokens, tags = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) != 10:
+            raise DataFormatError(path, lineno, f"expected 10 tab-separated columns, found {len(cols)}")
+        word_id = cols[0]
+        if "-" in word_id or "." in word_id:
+            continue
+        if not word_id.isdigit():
+            raise DataFormatError(path, lineno, f"word id {word_id!r} is not an integer")
+        form, tag = clean_text(cols[1]).strip(), cols[column].strip()
+        if not form or not tag or tag == "_":
+            raise DataFormatError(path, lineno, f"empty word form or tag in column {column + 1}")
+        tokens.append(form.replace(" ", "_"))
+        tags.append(tag)
+    if tokens:
+        examples.append(Example(tuple(tokens), tuple(tags)))
+    return examples
+
+
+def read_conll(path) -> list[Example]:
+    """Token<TAB>tag per line (WNUT-17 style), an empty or whitespace-only line between sentences.
+
+    Lines starting with `#` are tokens here (hashtags), not comments.
+    """
+    examples: list[Example] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
+        if not line.strip():
+            if tokens:
+                examples.append(Example(tuple(tokens), tuple(tags)))
+                tokens, tags = [], []
+            continue
+        cols = line.rstrip("\t ").split("\t")
+        if len(cols) != 2:
+            raise DataFormatError(path, lineno, f"expected TOKEN<TAB>TAG, found {len(cols)} column(s)")
+        token, tag = clean_text(cols[0]).strip(), cols[1].strip()
+        if not token or not tag:
+            raise DataFormatError(path, lineno, "empty token or tag")
+        if tag != "O" and not (tag[:2] in ("B-", "I-") and len(tag) > 2):
+            raise DataFormatError(path, lineno, f"tag {tag!r} is not in the BIO scheme (O, B-TYPE, I-TYPE)")
+        tokens.append(token.replace(" ", "_"))
+        tags.append(tag)
+    if tokens:
+        examples.append(Example(tuple(tokens), tuple(tags)))
+    return examples
+
+
+_CLINC_SPLITS = {"train": ("train", "oos_train"), "dev": ("val", "oos_val"), "test": ("test", "oos_test")}
+
+
+def read_clinc_json(path, split: str = "train", tokenizer: WordTokenizer | None = None) -> list[Example]:
+    """CLINC150 `data_full.json` (the `split` and its out-of-scope list, label `oos`), or a JSON list of [text, label]."""
+    tokenizer = tokenizer or WordTokenizer()
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise DataFormatError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+    if isinstance(data, dict):
+        if split not in _CLINC_SPLITS:
+            raise ValueError(f"split must be one of {sorted(_CLINC_SPLITS)}, got {split!r}")
+        keys = _CLINC_SPLITS[split]
+        if keys[0] not in data:
+            raise DataFormatError(path, None, f"no {keys[0]!r} list in the JSON object (keys: {sorted(data)})")
+        pairs = [p for k in keys for p in data.get(k, [])]
+    elif isinstance(data, list):
+        pairs = data
+    else:
+        raise DataFormatError(path, None, "expected a JSON object of splits or a list of [text, label] pairs")
+    examples = []
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise DataFormatError(path, None, f"entry {i} is not a [text, label] pair of strings: {pair!r:.80}")
+        examples.append(Example(tuple(tokenizer(pair[0])), label=pair[1]))
+    return examples
+
+
+def read_csv(path, tokenizer: WordTokenizer | None = None) -> list[Example]:
+    """CSV with a header `text,<label column>` (BANKING77: `text,category`); quoted fields may hold commas and newlines."""
+    tokenizer = tokenizer or WordTokenizer()
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    try:
+        header = next(reader)
+    except csv.Error as e:
+        raise DataFormatError(path, 1, f"CSV error: {e}") from None
+    if len(header) != 2 or header[0].strip() != "text":
+        raise DataFormatError(path, 1, f"expected the header 'text,<label>', found {','.join(header)!r:.80}")
+    examples = []
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise DataFormatError(path, reader.line_num, f"CSV error: {e}") from None
+        if not row or not any(field.strip() for field in row):
+            continue
+        if len(row) != 2:
+            raise DataFormatError(path, reader.line_num, f"expected 2 columns (text,label), found {len(row)}")
+        text, label = row[0], row[1].strip()
+        if not label:
+            raise DataFormatError(path, reader.line_num, "empty label")
+        examples.append(Example(tuple(tokenizer(text)), label=label))
+    return examples
+
+
+def read_sst(path, tokenizer: WordTokenizer | None = None) -> list[Example]:
+    """SST sentence files: `LABEL<SPACE>text` per line (stsa.binary.*)."""
+    tokenizer = tokenizer or WordTokenizer()
+    examples = []
+    for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        label, _, text = line.strip().partition(" ")
+        if not label.isdigit() or not text.strip():
+            raise DataFormatError(path, lineno, f"expected 'LABEL text' with an integer label, found {line[:60]!r}")
+        examples.append(Example(tuple(tokenizer(text)), label=label))
+    return examples
+
+
+def read_examples(path, data_format: str, split: str = "train") -> list[Example]:
+    """Reads a file of `data_format` (one of FORMATS); `split` picks the part of a CLINC json file."""
+    readers = {
+        "conllu": lambda: read_conllu(path),
+        "conll": lambda: read_conll(path),
+        "clinc_json": lambda: read_clinc_json(path, split),
+        "csv": lambda: read_csv(path),
+        "sst": lambda: read_sst(path),
+    }
+    if data_format not in readers:
+        raise ValueError(f"unknown data format {data_format!r}; choose one of {', '.join(FORMATS)}")
+    examples = readers[data_format]()
+    if not examples:
+        raise DataFormatError(path, None, f"no examples found in this {data_format} file")
+    return examples
+
+
+def data_dir() -> Path:
+    """The shared data folder: `$KERASRNN_DATA_DIR`, else `../shared/data` beside the repository."""
+    env = os.environ.get("KERASRNN_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "shared" / "data"

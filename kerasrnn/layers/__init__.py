@@ -1,0 +1,4 @@
+from kerasrnn.layers.char_cnn import CharCNN
+from kerasrnn.layers.masked_mean_max_pooling import MaskedMeanMaxPooling
+
+__all__ = ["CharCNN", "MaskedMeanMaxPooling"]

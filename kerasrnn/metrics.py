@@ -1,0 +1,82 @@
+"""Task metrics, computed in NumPy on valid positions only (padding is never scored).
+
+Entity-level F1 follows conlleval: an entity is a maximal run of tags B-T I-T I-T ...; an `I-T` that does not
+continue an entity of type T (after `O`, at the start of a sentence, or after another type) starts a new
+entity of type T, exactly as conlleval reads it. Precision, recall and F1 count exact span and type matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def masked_accuracy(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray) -> float:
+    """Accuracy over positions where `mask` is true. `y_pred` holds ids, or scores with one more axis than `y_true`."""
+    y_true, y_pred, mask = np.asarray(y_true), np.asarray(y_pred), np.asarray(mask, dtype=bool)
+    if y_pred.ndim == y_true.ndim + 1:
+        y_pred = y_pred.argmax(-1)
+    if y_true.shape != y_pred.shape or y_true.shape != mask.shape:
+        raise ValueError(f"shape mismatch: y_true {y_true.shape}, y_pred {y_pred.shape}, mask {mask.shape}")
+    if not mask.any():
+        raise ValueError("the mask selects no position")
+    return float((y_true[mask] == y_pred[mask]).mean())
+
+
+def token_accuracy(true_tags: Sequence[Sequence], pred_tags: Sequence[Sequence]) -> float:
+    """Accuracy over all tokens of all sentences (sentences as lists of tags or ids, no padding)."""
+    _check_lengths(true_tags, pred_tags)
+    correct = sum(int(t == p) for ts, ps in zip(true_tags, pred_tags, strict=True) for t, p in zip(ts, ps, strict=True))
+    total = sum(len(ts) for ts in true_tags)
+    if total == 0:
+        raise ValueError("no tokens to score")
+    return correct / total
+
+
+def bio_entities(tags: Sequence[str]) -> set[tuple[str, int, int]]:
+    """Entities of one sentence as (type, start, end) with `end` exclusive, read as conlleval reads BIO."""
+    entities = set()
+    start, kind = None, None
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, t = tag.partition("-")
+        continues = prefix == "I" and kind == t
+        if start is not None and not continues:
+            entities.add((kind, start, i))
+            start, kind = None, None
+        if prefix == "B" or (prefix == "I" and not continues):
+            start, kind = i, t
+        elif prefix not in ("O", "I"):
+            raise ValueError(f"tag {tag!r} is not in the BIO scheme")
+    return entities
+
+
+def entity_f1(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Entity-level micro precision, recall and F1 (exact span and type)."""
+    _check_lengths(true_tags, pred_tags)
+    n_true = n_pred = n_correct = 0
+    for ts, ps in zip(true_tags, pred_tags, strict=True):
+        true_e, pred_e = bio_entities(ts), bio_entities(ps)
+        n_true += len(true_e)
+        n_pred += len(pred_e)
+        n_correct += len(true_e & pred_e)
+    precision = n_correct / n_pred if n_pred else 0.0
+    recall = n_correct / n_true if n_true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def accuracy(true_labels: Sequence, pred_labels: Sequence) -> float:
+    if len(true_labels) != len(pred_labels):
+        raise ValueError(f"{len(true_labels)} true labels but {len(pred_labels)} predictions")
+    if not len(true_labels):
+        raise ValueError("no examples to score")
+    return float(np.mean([t == p for t, p in zip(true_labels, pred_labels, strict=True)]))
+
+
+def _check_lengths(true_tags, pred_tags):
+    if len(true_tags) != len(pred_tags):
+        raise ValueError(f"{len(true_tags)} true sentences but {len(pred_tags)} predicted")
+    for i, (ts, ps) in enumerate(zip(true_tags, pred_tags, strict=True)):
+        if len(ts) != len(ps):
+            raise ValueError(f"sentence {i}: {len(ts)} true tags but {len(ps)} predicted")

@@ -1,0 +1,5 @@
+from kerasrnn.models.contextual_encoder import ContextualEncoder
+from kerasrnn.models.sequence_tagger import SequenceTagger
+from kerasrnn.models.text_classifier import TextClassifier
+
+__all__ = ["ContextualEncoder", "SequenceTagger", "TextClassifier"]

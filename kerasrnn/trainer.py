@@ -1,0 +1,295 @@
+"""Training and evaluation of a task model from a `Config`, into a run directory.
+
+A run directory holds `model.keras`, `vocab.txt`, `chars.txt` (when the model reads characters), `labels.txt`,
+`config.toml`, `metrics.json`, `history.png`, TensorBoard logs under `logs/` and the best checkpoint under
+`checkpoints/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kerasrnn import metrics as metric_fns
+from kerasrnn.config import Config
+from kerasrnn.data.pipeline import EncodedData, encode, ordered_batches, steps_per_epoch, training_dataset
+from kerasrnn.data.readers import Example, read_examples
+from kerasrnn.text.vocabulary import Vocabulary
+
+
+@dataclasses.dataclass
+class Run:
+    """What a trained run needs at inference: its config, model and vocabularies."""
+
+    config: Config
+    model: object
+    vocab: Vocabulary
+    labels: Vocabulary
+    char_vocab: Vocabulary | None
+
+    def encode(self, examples) -> EncodedData:
+        return encode(
+            examples, self.vocab, None, char_vocab=self.char_vocab,
+            max_word_chars=self.config.data.max_word_chars, max_length=self.config.data.max_length,
+        )
+
+
+def load_run(run_dir) -> Run:
+    """Loads a run directory written by `train` (the model with safe_mode on)."""
+    import keras
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.keras").is_file():
+        raise FileNotFoundError(f"{run_dir}: no model.keras here; is this a training run directory?")
+    config = Config.load(run_dir / "config.toml")
+    vocab = Vocabulary.load(run_dir / "vocab.txt", lowercase=config.data.lowercase)
+    labels = Vocabulary.load(run_dir / "labels.txt", special_tokens=False)
+    char_vocab = Vocabulary.load(run_dir / "chars.txt") if config.data.use_chars else None
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    return Run(config, model, vocab, labels, char_vocab)
+
+
+def read_split(config: Config, split: str, path: str | None = None) -> list[Example]:
+    file = path or {"train": config.data.train_file, "dev": config.data.dev_file, "test": config.data.test_file}[split]
+    return read_examples(config.resolve_path(file), config.data.format, split=split)
+
+
+def split_off_dev(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Seeded hold-out of `fraction` of the examples as a dev set."""
+    order = np.random.default_rng(seed).permutation(len(examples))
+    n_dev = max(1, int(round(fraction * len(examples))))
+    dev = set(order[:n_dev].tolist())
+    return [e for i, e in enumerate(examples) if i not in dev], [e for i, e in enumerate(examples) if i in dev]
+
+
+def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_size: int):
+    from kerasrnn.models import ContextualEncoder, SequenceTagger, TextClassifier
+
+    m = config.model
+    encoder = ContextualEncoder(
+        vocabulary_size=vocab_size, embedding_dim=m.embedding_dim, cell=m.cell, num_layers=m.num_layers,
+        units=m.units, bidirectional=m.bidirectional, output_dim=m.output_dim, dropout=m.dropout,
+        char_vocabulary_size=char_vocab_size, char_embedding_dim=m.char_embedding_dim, char_filters=m.char_filters,
+        char_kernel_size=m.char_kernel_size, max_word_chars=config.data.max_word_chars, name="encoder",
+    )
+    if config.task.type == "tagging":
+        return SequenceTagger(encoder, num_labels, dropout=m.head_dropout, name="tagger")
+    return TextClassifier(encoder, num_labels, dropout=m.head_dropout, name="classifier")
+
+
+def predict(model, data: EncodedData, batch_size: int = 64) -> list[np.ndarray] | np.ndarray:
+    """Probabilities in input order: one [T, num_tags] array per sentence (tagging) or [N, num_labels]."""
+    import tensorflow as tf
+
+    infer = tf.function(lambda features: tf.nn.softmax(model(features, training=False)), reduce_retracing=True)
+    outputs: list = [None] * len(data)
+    for index, features in ordered_batches(data, batch_size):
+        probs = infer({k: tf.constant(v) for k, v in features.items()}).numpy()
+        for row, i in enumerate(index):
+            outputs[i] = probs[row, : len(data.token_ids[i])] if probs.ndim == 3 else probs[row]
+    return outputs if outputs and outputs[0].ndim == 2 else np.stack(outputs)
+
+
+def score(config: Config, examples: list[Example], labels: Vocabulary, probs) -> dict[str, float]:
+    """The task's metrics for predicted probabilities (from `predict`) against the examples' gold labels."""
+    if config.task.type == "tagging":
+        true = [list(e.tags[: config.data.max_length]) for e in examples]
+        pred = [labels.decode(p.argmax(-1)) for p in probs]
+        if len(true) != len(pred):
+            raise ValueError(f"{len(true)} sentences but {len(pred)} predictions")
+        if config.task.metric == "f1":
+            return metric_fns.entity_f1(true, pred)
+        return {"accuracy": metric_fns.token_accuracy(true, pred)}
+    true = np.asarray([e.label for e in examples], dtype=object)
+    pred = np.asarray(labels.decode(np.asarray(probs).argmax(-1)), dtype=object)
+    oos = config.data.oos_label
+    if oos:
+        in_scope = true != oos
+        result = {"accuracy": metric_fns.accuracy(true[in_scope], pred[in_scope]),
+                  "accuracy_all": metric_fns.accuracy(true, pred)}
+        if (~in_scope).any():
+            result["oos_recall"] = float(np.mean(pred[~in_scope] == oos))
+        return result
+    return {"accuracy": metric_fns.accuracy(true, pred)}
+
+
+def _atomic_save_model(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_write_json(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _plot_history(history: dict, metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, history["loss"], marker="o", label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot(epochs, history[f"val_{metric}"], marker="o", color="tab:green", label=f"dev {metric}")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel(metric)
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
+    """Trains the config's task model, keeps the best epoch on the dev metric, evaluates dev and test,
+    and writes the run directory. Returns the metrics dict written to `metrics.json`."""
+    import keras
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "checkpoints").mkdir(exist_ok=True)
+    t = config.training
+    keras.utils.set_random_seed(t.seed)
+    verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
+
+    train_examples = read_split(config, "train")
+    if config.data.dev_file:
+        dev_examples = read_split(config, "dev")
+    else:
+        train_examples, dev_examples = split_off_dev(train_examples, config.data.dev_fraction, t.seed)
+    test_examples = read_split(config, "test")
+
+    vocab = Vocabulary.build(
+        (e.tokens for e in train_examples), min_count=config.data.min_count, max_size=config.data.max_vocab,
+        lowercase=config.data.lowercase,
+    )
+    char_vocab = (
+        Vocabulary.build(((c for c in tok) for e in train_examples for tok in e.tokens),
+                         min_count=config.data.char_min_count)
+        if config.data.use_chars else None
+    )
+    if config.task.type == "tagging":
+        labels = Vocabulary.for_labels(tag for e in train_examples for tag in e.tags)
+    else:
+        labels = Vocabulary.for_labels(e.label for e in train_examples)
+
+    def enc(examples):
+        return encode(examples, vocab, labels, char_vocab=char_vocab, max_word_chars=config.data.max_word_chars,
+                      max_length=config.data.max_length)
+
+    train_data, dev_data = enc(train_examples), enc(dev_examples)
+    enc(test_examples)  # fails now, not after training, on a test label never seen in training
+
+    vocab.save(output_dir / "vocab.txt")
+    labels.save(output_dir / "labels.txt")
+    if char_vocab is not None:
+        char_vocab.save(output_dir / "chars.txt")
+    config.save(output_dir / "config.toml")
+
+    model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0)
+    steps = steps_per_epoch(train_data, t.batch_size)
+    total_steps = steps * t.epochs
+    warmup = int(t.warmup_fraction * total_steps)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else t.learning_rate, decay_steps=max(total_steps - warmup, 1),
+        alpha=t.min_learning_rate_ratio, warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup,
+    )
+    optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.999, clipnorm=t.clipnorm)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    metric = config.task.metric
+    monitor = DevMetric(config, dev_examples, dev_data, labels, output_dir / "checkpoints" / "best.keras")
+    callbacks = [
+        monitor,
+        keras.callbacks.EarlyStopping(monitor=f"val_{metric}", mode="max", patience=t.patience),
+        keras.callbacks.TensorBoard(log_dir=str(output_dir / "logs"), write_graph=False),
+    ]
+    print(f"{config.task.name}: {len(train_examples)} train / {len(dev_examples)} dev / {len(test_examples)} test "
+          f"examples, vocabulary {len(vocab)}, {len(labels)} labels, {model.count_params():,} parameters, "
+          f"{steps} steps per epoch", flush=True)
+    dataset = training_dataset(train_data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout)
+    start = time.perf_counter()
+    history = model.fit(dataset, epochs=t.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+    train_seconds = time.perf_counter() - start
+    epochs_run = len(history.history["loss"])
+    model.set_weights(monitor.best_weights)
+    _atomic_save_model(model, output_dir / "model.keras")
+
+    result = {
+        "task": config.task.name,
+        "metric": metric,
+        "dev": score(config, dev_examples, labels, predict(model, dev_data)),
+        "test": score(config, test_examples, labels, predict(model, enc(test_examples))),
+        "train_seconds": round(train_seconds, 1),
+        "train_tokens_per_second": round(float(train_data.lengths.sum()) * epochs_run / train_seconds, 1),
+        "epochs": epochs_run,
+        "best_epoch": monitor.best_epoch + 1,
+        "parameters": model.count_params(),
+    }
+    _atomic_write_json(result, output_dir / "metrics.json")
+    _plot_history(history.history, metric, output_dir / "history.png")
+    print(f"{config.task.name}: best epoch {result['best_epoch']}, dev {metric} {result['dev'][metric]:.4f}, "
+          f"test {metric} {result['test'][metric]:.4f}", flush=True)
+    return result
+
+
+def evaluate(run_dir, path, *, artifact=None) -> dict:
+    """Scores the run's model on a file of the run's data format; writes `eval.json` into the run directory."""
+    run_dir = Path(run_dir)
+    if artifact is not None:
+        raise NotImplementedError("evaluating .tflite/.onnx artifacts arrives with the export module")
+    run = load_run(run_dir)
+    examples = read_examples(path, run.config.data.format, split="test")
+    for e in examples:
+        if run.config.task.type == "tagging":
+            for tag in e.tags:
+                run.labels.lookup(tag)
+        else:
+            run.labels.lookup(e.label)
+    result = score(run.config, examples, run.labels, predict(run.model, run.encode(examples)))
+    _atomic_write_json(result, run_dir / "eval.json")
+    return result
+
+
+class DevMetric:
+    """Keras callback: the task metric on the dev set after each epoch (logged as `val_<metric>`), the best
+    weights kept in memory and saved atomically to `checkpoint_path`."""
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        class _DevMetric(keras.callbacks.Callback):
+            def __init__(self, config, examples, data, labels, checkpoint_path):
+                super().__init__()
+                self.config, self.examples, self.data, self.labels = config, examples, data, labels
+                self.checkpoint_path = Path(checkpoint_path)
+                self.best, self.best_epoch, self.best_weights = -np.inf, -1, None
+
+            def on_epoch_end(self, epoch, logs=None):
+                metric = self.config.task.metric
+                value = score(self.config, self.examples, self.labels, predict(self.model, self.data))[metric]
+                logs[f"val_{metric}"] = value
+                if value > self.best:
+                    self.best, self.best_epoch = value, epoch
+                    self.best_weights = self.model.get_weights()
+                    _atomic_save_model(self.model, self.checkpoint_path)
+
+        return _DevMetric(*args, **kwargs)

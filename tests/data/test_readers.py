@@ -1,0 +1,116 @@
+import json
+
+import pytest
+
+from kerasrnn.data import DataFormatError, read_clinc_json, read_conll, read_conllu, read_csv, read_examples, read_sst
+
+CONLLU = """# sent_id = 1
+# text = I don't know.
+1\tI\tI\tPRON\tPRP\t_\t3\tnsubj\t_\t_
+2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_
+2\tdo\tdo\tAUX\tVBP\t_\t3\taux\t_\t_
+3\tn't\tnot\tPART\tRB\t_\t4\tadvmod\t_\t_
+3.1\tknow\tknow\tVERB\tVB\t_\t_\t_\t_\t_
+4\tknow\tknow\tVERB\tVB\t_\t0\troot\t_\t_
+
+1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_
+"""
+
+
+def write(tmp_path, content, name="data.txt", mode="w"):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8", newline="")
+    return path
+
+
+def test_conllu_skips_multiword_ranges_and_empty_nodes(tmp_path):
+    examples = read_conllu(write(tmp_path, CONLLU))
+    assert [e.tokens for e in examples] == [("I", "do", "n't", "know"), ("Hi",)]
+    assert examples[0].tags == ("PRON", "AUX", "PART", "VERB")
+
+
+def test_conllu_wrong_column_count_names_file_and_line(tmp_path):
+    bad = CONLLU.replace("4\tknow\tknow\tVERB\tVB\t_\t0\troot\t_\t_", "4\tknow\tVERB")
+    path = write(tmp_path, bad)
+    with pytest.raises(DataFormatError, match=rf"{path.name}:8: expected 10 tab-separated columns, found 3"):
+        read_conllu(path)
+
+
+def test_conll_reads_tab_only_separators_and_hashtags(tmp_path):
+    path = write(tmp_path, "#nyc\tB-location\nis\tO\n\t\nhi\tO\n\n\nthere\tO\n")
+    examples = read_conll(path)
+    assert [e.tokens for e in examples] == [("#nyc", "is"), ("hi",), ("there",)]
+    assert examples[0].tags == ("B-location", "O")
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        ("a\tO\nb\tX-person\n", 2, "tag .X-person. is not in the BIO scheme"),
+        ("a\tO\nb\tO\tO\n", 2, "expected TOKEN<TAB>TAG, found 3"),
+        ("a\tO\n\nb\n", 3, "expected TOKEN<TAB>TAG, found 1"),
+    ],
+)
+def test_conll_malformed_lines_name_file_and_line(tmp_path, content, line, message):
+    path = write(tmp_path, content)
+    with pytest.raises(DataFormatError, match=rf"{path.name}:{line}: {message}"):
+        read_conll(path)
+
+
+def test_bom_and_crlf_are_accepted(tmp_path):
+    path = write(tmp_path, b"\xef\xbb\xbfa\tO\r\nb\tB-x\r\n\r\nc\tO\r\n")
+    assert [e.tokens for e in read_conll(path)] == [("a", "b"), ("c",)]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty or holds only blank lines"),
+        (b"\n\n  \n", "empty or holds only blank lines"),
+        (b"a\tO\nb\xff\tO\n", r":2: not valid UTF-8"),
+        (b"a\tO\nb\x00\tO\n", r":2: contains a NUL byte"),
+    ],
+)
+def test_unreadable_files_are_rejected_with_location(tmp_path, content, message):
+    with pytest.raises(DataFormatError, match=message):
+        read_conll(write(tmp_path, content))
+
+
+def test_clinc_json_reads_split_with_its_out_of_scope_list(tmp_path):
+    data = {"train": [["what's my balance", "balance"]], "oos_train": [["tell me a joke", "oos"]],
+            "val": [["balance?", "balance"]], "test": [["how much money", "balance"]], "oos_test": [["hi", "oos"]]}
+    path = write(tmp_path, json.dumps(data), "data.json")
+    train = read_clinc_json(path, "train")
+    assert [(e.tokens, e.label) for e in train] == [(("what", "'s", "my", "balance"), "balance"),
+                                                    (("tell", "me", "a", "joke"), "oos")]
+    assert [e.label for e in read_clinc_json(path, "test")] == ["balance", "oos"]
+    assert len(read_clinc_json(write(tmp_path, json.dumps([["a b", "x"]]), "list.json"))) == 1
+    with pytest.raises(DataFormatError, match="entry 0 is not a \\[text, label\\] pair"):
+        read_clinc_json(write(tmp_path, json.dumps({"train": [["only text"]]}), "bad.json"))
+
+
+def test_csv_handles_quoted_commas_and_newlines(tmp_path):
+    path = write(tmp_path, 'text,category\n"Hi, where is\nmy card?",card_arrival\nok,other\n')
+    examples = read_csv(path)
+    assert examples[0].tokens == ("Hi", ",", "where", "is", "my", "card", "?")
+    assert [e.label for e in examples] == ["card_arrival", "other"]
+    with pytest.raises(DataFormatError, match=":3: expected 2 columns"):
+        read_csv(write(tmp_path, "text,category\na,b\na,b,c\n", "bad.csv"))
+    with pytest.raises(DataFormatError, match=":1: expected the header"):
+        read_csv(write(tmp_path, "sentence;label\n", "bad2.csv"))
+
+
+def test_sst_lines(tmp_path):
+    examples = read_sst(write(tmp_path, "1 a great movie .\n0 wo n't work\n"))
+    assert [(e.tokens, e.label) for e in examples] == [(("a", "great", "movie", "."), "1"),
+                                                      (("wo", "n't", "work"), "0")]
+    with pytest.raises(DataFormatError, match=":2: expected 'LABEL text'"):
+        read_sst(write(tmp_path, "1 fine\npositive great\n", "bad.txt"))
+
+
+def test_unknown_format_is_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown data format 'tsv'"):
+        read_examples(write(tmp_path, "x"), "tsv")
