@@ -1,0 +1,1 @@
+"""Export of trained task models to TFLite and ONNX, with verification against the Keras model."""

@@ -1,0 +1,151 @@
+"""TFLite and ONNX conversion of the mask-free inference graph.
+
+TFLite files take one row at a time (input [1, time]; any length) so that tf_keras LSTMs fuse into the builtin
+UNIDIRECTIONAL_SEQUENCE_LSTM op; ONNX files take [batch, time]. The TFLite converter runs in a child process:
+its int8 calibrator can segfault on some graphs (WHILE loops), and the caller then gets a `ConversionError`
+instead of dying.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import pickle
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+class ConversionError(RuntimeError):
+    """A converter failed or crashed; the message says which artifact and how."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizationConfig:
+    """How a TFLite file is quantized. Use the named constructors.
+
+    mode: "fp32" (no quantization), "dynamic" (int8 weights, float activations) or "int8" (full integer
+    kernels, calibrated on `representative_data`: a list of input lists, one [1, time] row each, in the
+    signature's input order).
+    """
+
+    mode: str = "fp32"
+    representative_data: tuple = ()
+
+    @classmethod
+    def for_float32(cls) -> QuantizationConfig:
+        return cls("fp32")
+
+    @classmethod
+    def for_dynamic(cls) -> QuantizationConfig:
+        return cls("dynamic")
+
+    @classmethod
+    def for_int8(cls, representative_data: Sequence[Sequence[np.ndarray]]) -> QuantizationConfig:
+        if not representative_data:
+            raise ValueError("full int8 quantization needs representative data (calibration rows)")
+        return cls("int8", tuple(tuple(np.asarray(x) for x in row) for row in representative_data))
+
+
+def save_saved_model(graph, directory) -> Path:
+    """Saves the graph's batch-1 serving function as a SavedModel (the TFLite converter's input)."""
+    import tensorflow as tf
+
+    directory = Path(directory)
+    graph.serve = graph.function(batch=1)
+    tf.saved_model.save(graph, str(directory), signatures={"serving_default": graph.serve})
+    return directory
+
+
+def _convert_tflite(saved_model_dir: str, output_path: str, mode: str, data_file: str | None) -> None:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if mode in ("dynamic", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "int8":
+        with open(data_file, "rb") as f:
+            rows = pickle.load(f)
+
+        names = ["token_ids", "char_ids"]
+
+        def representative_dataset():
+            # Keyed by input name: a plain list is fed in the converter's own input order, not the signature's.
+            for row in rows:
+                yield {name: np.asarray(x) for name, x in zip(names, row, strict=False)}
+
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    content = converter.convert()
+    tmp = output_path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(content)
+    os.replace(tmp, output_path)
+
+
+def to_tflite(saved_model_dir, output_path, quantization: QuantizationConfig, timeout: float = 1800.0) -> Path:
+    """Converts a SavedModel to a builtin-ops-only `.tflite` file in a child process."""
+    output_path = Path(output_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_file = None
+        if quantization.mode == "int8":
+            data_file = os.path.join(tmp, "calibration.pkl")
+            with open(data_file, "wb") as f:
+                pickle.dump([list(row) for row in quantization.representative_data], f)
+        ctx = multiprocessing.get_context("spawn")
+        proc = ctx.Process(target=_convert_tflite,
+                           args=(str(saved_model_dir), str(output_path), quantization.mode, data_file))
+        proc.start()
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            raise ConversionError(f"{output_path.name}: the TFLite converter did not finish in {timeout:.0f} s")
+        if proc.exitcode != 0:
+            how = f"was killed by signal {-proc.exitcode}" if proc.exitcode < 0 else f"exited with {proc.exitcode}"
+            raise ConversionError(f"{output_path.name}: the TFLite converter ({quantization.mode}) {how}; "
+                                  "no file was written")
+    return output_path
+
+
+def to_onnx(graph, output_path, opset: int = 17) -> Path:
+    """Converts the graph (dynamic batch and length) with tf2onnx and checks the result with onnx.checker."""
+    import onnx
+    import tf2onnx
+
+    output_path = Path(output_path)
+    tmp = output_path.with_name(output_path.name + ".tmp")
+    signature = graph.input_signature(batch=None)
+    model_proto, _ = tf2onnx.convert.from_function(graph.function(batch=None), input_signature=signature,
+                                                   opset=opset, output_path=str(tmp))
+    onnx.checker.check_model(model_proto)
+    os.replace(tmp, output_path)
+    return output_path
+
+
+def quantize_onnx(fp32_path, output_path) -> Path:
+    """ONNX Runtime dynamic quantization: int8 weights (LSTM -> DynamicQuantizeLSTM, MatMul -> MatMulInteger)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    output_path = Path(output_path)
+    tmp = output_path.with_name(output_path.stem + ".tmp.onnx")
+    quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
+    os.replace(tmp, output_path)
+    return output_path
+
+
+def tflite_ops(path) -> list[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    return sorted({op["op_name"] for op in interpreter._get_ops_details()})
+
+
+def onnx_ops(path) -> list[str]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return sorted({node.op_type for node in model.graph.node})

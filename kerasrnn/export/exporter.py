@@ -1,0 +1,305 @@
+"""Export a trained run to TFLite and ONNX, verify every artifact against the Keras model on real data, and report.
+
+`export_run(run_dir)` writes into `run_dir/export/`: the artifacts, the vocabulary and label files, `metadata.json`
+(what an app needs to feed the model), `report.json` and `report.md`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kerasrnn.export.converters import (
+    ConversionError,
+    QuantizationConfig,
+    onnx_ops,
+    quantize_onnx,
+    save_saved_model,
+    tflite_ops,
+    to_onnx,
+    to_tflite,
+)
+from kerasrnn.export.inference_graph import InferenceGraph, ModelWeights
+
+ARTIFACTS = ("model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_fp32.onnx", "model_int8.onnx")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSettings:
+    """Args:
+    calibration_sentences: int. Training sentences used to calibrate full int8. Defaults to 300.
+    calibration_length: int. Tokens per calibration row. Defaults to 32.
+    parity_sentences: int. Test sentences for the padding check. Defaults to 200.
+    extra_padding: int. Pad positions appended in the padding check. Defaults to 9.
+    latency_tokens: int. Sentence length of the latency figure in the report. Defaults to 32.
+    latency_runs: int. Timed calls per artifact (after warm-up). Defaults to 100.
+    seed: int. Seed of the calibration sample. Defaults to 0.
+    """
+
+    calibration_sentences: int = 300
+    calibration_length: int = 32
+    parity_sentences: int = 200
+    extra_padding: int = 9
+    latency_tokens: int = 32
+    latency_runs: int = 100
+    seed: int = 0
+
+
+def _progress(message: str) -> None:
+    print(f"[export] {message}", flush=True)
+
+
+def write_metadata(run, export_dir: Path) -> dict:
+    """`metadata.json`: how an app turns text into the model's inputs and reads its output."""
+    from kerasrnn.text.tokenizer import WordTokenizer
+
+    config = run.config
+    tagging = config.task.type == "tagging"
+    meta = {
+        "task": config.task.name,
+        "task_type": config.task.type,
+        "inputs": {
+            "token_ids": {"dtype": "int32", "shape": ["batch", "time"],
+                          "tflite_shape": [1, "time"], "onnx_shape": ["batch", "time"]},
+        },
+        "output": {
+            "name": "probabilities", "dtype": "float32",
+            "shape": ["batch", "time", len(run.labels)] if tagging else ["batch", len(run.labels)],
+            "meaning": ("softmax over tags for each token; read positions 0..length-1 of each row, ignore padding"
+                        if tagging else "softmax over labels for the sentence; padding does not change it"),
+        },
+        "pad_id": 0,
+        "unknown_id": 1,
+        "padding": "right: a row is its token ids followed by 0s; every row holds at least one token",
+        "vocabulary_file": "vocab.txt",
+        "vocabulary_size": len(run.vocab),
+        "labels_file": "labels.txt",
+        "labels": run.labels.tokens,
+        "files_format": "UTF-8 text, one entry per line; the id of an entry is its 0-based line number",
+        "lowercase": config.data.lowercase,
+        "max_length": config.data.max_length,
+        "tokenization": (
+            f"{WordTokenizer.__doc__.strip().splitlines()[0]} NFC normalization; control characters dropped; "
+            "punctuation split off; clitics split as in the Penn Treebank (don't -> do n't, it's -> it 's); "
+            "URLs, e-mail addresses, @mentions, #hashtags and numbers kept whole. Python reference: "
+            "kerasrnn.text.WordTokenizer. Lowercase before the vocabulary lookup when lowercase is true; "
+            "a token not in the vocabulary gets unknown_id; cut rows to max_length tokens."
+        ),
+    }
+    if run.char_vocab is not None:
+        meta["inputs"]["char_ids"] = {"dtype": "int32", "shape": ["batch", "time", config.data.max_word_chars],
+                                      "tflite_shape": [1, "time", config.data.max_word_chars]}
+        meta["char_vocabulary_file"] = "chars.txt"
+        meta["char_vocabulary_size"] = len(run.char_vocab)
+        meta["max_word_chars"] = config.data.max_word_chars
+        meta["char_rule"] = ("for each token, the ids of its first max_word_chars characters (original case) in "
+                             "chars.txt, unknown characters -> 1, right-padded with 0; padded tokens are all 0")
+    _write_json(meta, export_dir / "metadata.json")
+    return meta
+
+
+def _write_json(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def calibration_rows(run, settings: ExportSettings) -> list[list[np.ndarray]]:
+    """Real training text for int8 calibration: sampled sentences joined into one stream and cut into
+    [1, calibration_length] rows, in the model's input order.
+
+    All rows share one length because the TFLite calibrator sizes its tensors on the first row only.
+    """
+    from kerasrnn.trainer import read_split
+
+    examples = read_split(run.config, "train")
+    rng = np.random.default_rng(settings.seed)
+    pick = rng.choice(len(examples), size=min(settings.calibration_sentences, len(examples)), replace=False)
+    data = run.encode([examples[i] for i in pick])
+    length = settings.calibration_length
+    tokens = np.concatenate(data.token_ids)
+    chars = np.concatenate(data.char_ids) if data.char_ids is not None else None
+    rows = []
+    for start in range(0, len(tokens) - length + 1, length):
+        row = [tokens[None, start : start + length]]
+        if chars is not None:
+            row.append(chars[None, start : start + length])
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"the calibration sample has fewer than {length} tokens")
+    return rows
+
+
+def convert_all(run, export_dir: Path, settings: ExportSettings) -> dict[str, str]:
+    """Writes every artifact it can; returns {file: error message} for the ones a converter could not make."""
+    weights = ModelWeights.from_model(run.model)
+    errors = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        saved_model = save_saved_model(InferenceGraph(weights), Path(tmp) / "saved_model")
+        modes = {"model_fp32.tflite": QuantizationConfig.for_float32(),
+                 "model_dynamic.tflite": QuantizationConfig.for_dynamic()}
+        modes["model_int8.tflite"] = QuantizationConfig.for_int8(calibration_rows(run, settings))
+        for name, quantization in modes.items():
+            _progress(f"converting {name}")
+            try:
+                to_tflite(saved_model, export_dir / name, quantization)
+            except ConversionError as e:
+                errors[name] = str(e)
+                _progress(f"FAILED {e}")
+    _progress("converting model_fp32.onnx")
+    to_onnx(InferenceGraph(weights), export_dir / "model_fp32.onnx")
+    _progress("quantizing model_int8.onnx")
+    quantize_onnx(export_dir / "model_fp32.onnx", export_dir / "model_int8.onnx")
+    return errors
+
+
+def _latency(runner, features, runs: int) -> dict[str, float]:
+    for _ in range(5):
+        runner(features)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner(features)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return {"p50": round(float(np.median(times)), 4), "p90": round(float(np.percentile(times, 90)), 4)}
+
+
+def latency_input(data, tokens: int) -> dict[str, np.ndarray]:
+    """One row of `tokens` real token ids: test sentences joined until the length is reached."""
+    tok = np.concatenate(data.token_ids)[:tokens]
+    reps = int(np.ceil(tokens / len(tok)))
+    features = {"token_ids": np.tile(tok, reps)[None, :tokens]}
+    if data.char_ids is not None:
+        ch = np.concatenate(data.char_ids)[:tokens]
+        features["char_ids"] = np.tile(ch, (reps, 1))[None, :tokens]
+    return features
+
+
+def _valid_outputs(probs: list, task_type: str) -> np.ndarray:
+    return np.concatenate(probs) if task_type == "tagging" else np.stack(probs)
+
+
+def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
+    """Metric, parity, padding, size and latency of every artifact, against the Keras model, on the test split."""
+    from kerasrnn.data.pipeline import EncodedData
+    from kerasrnn.runtime.runners import KerasRunner, load_runner, run_batched
+    from kerasrnn.trainer import read_split, score
+
+    config = run.config
+    examples = read_split(config, "test")
+    data = run.encode(examples)
+    sizes = {"vocabulary_size": len(run.vocab), "char_vocabulary_size": len(run.char_vocab) if run.char_vocab else 0,
+             "max_word_chars": config.data.max_word_chars}
+    keras_runner = KerasRunner(Path("model.keras"), model=run.model, **sizes)
+    keras_probs = run_batched(keras_runner, data)
+    keras_metric = score(config, examples, run.labels, keras_probs)[config.task.metric]
+    reference = _valid_outputs(keras_probs, config.task.type)
+
+    n = min(settings.parity_sentences, len(data))
+    subset = EncodedData(data.token_ids[:n], data.char_ids[:n] if data.char_ids is not None else None, None)
+    lat_features = latency_input(data, settings.latency_tokens)
+    report = {"keras": {"test_metric": keras_metric,
+                        "latency_ms": _latency(keras_runner, lat_features, settings.latency_runs)}}
+    for name in artifacts:
+        path = export_dir / name
+        _progress(f"verifying {name}")
+        runner = load_runner(path, num_threads=1, **sizes)
+        probs = run_batched(runner, data)
+        outputs = _valid_outputs(probs, config.task.type)
+        cos = np.sum(outputs * reference, -1) / (np.linalg.norm(outputs, axis=-1) * np.linalg.norm(reference, axis=-1))
+        base = run_batched(runner, subset)
+        padded = _padded_outputs(runner, subset, settings.extra_padding)
+        pad_diff = max(float(np.abs(a - b).max()) for a, b in zip(base, padded, strict=True))
+        ops = tflite_ops(path) if name.endswith(".tflite") else onnx_ops(path)
+        report[name] = {
+            "bytes": path.stat().st_size,
+            "ops": ops,
+            "test_metric": score(config, examples, run.labels, probs)[config.task.metric],
+            "keras_test_metric": keras_metric,
+            "parity": {"max_abs": float(np.abs(outputs - reference).max()), "mean_cos": float(cos.mean()),
+                       "argmax_agreement": float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))},
+            "padding_max_diff": pad_diff,
+            "latency_ms": _latency(runner, lat_features, settings.latency_runs),
+        }
+    return report
+
+
+def _padded_outputs(runner, data, extra: int) -> list:
+    """Outputs of each row run alone with `extra` pad positions appended, cut back to the valid positions."""
+    out = []
+    for i in range(len(data)):
+        tok = np.pad(data.token_ids[i], (0, extra))[None, :]
+        features = {"token_ids": tok}
+        if data.char_ids is not None:
+            features["char_ids"] = np.pad(data.char_ids[i], ((0, extra), (0, 0)))[None, :]
+        probs = runner(features)[0]
+        out.append(probs[: len(data.token_ids[i])] if probs.ndim == 2 else probs)
+    return out
+
+
+def report_markdown(report: dict, run) -> str:
+    metric = run.config.task.metric
+    keras = report["keras"]
+    lines = [
+        f"# Export report: {run.config.task.name}",
+        "",
+        f"Test split, {metric}; parity against the Keras model on valid positions; latency at batch 1, "
+        f"32 tokens, 1 thread (median / p90).",
+        "",
+        f"| artifact | test {metric} | delta vs Keras (points) | bytes | parity max_abs | padding max diff "
+        "| latency p50 ms | latency p90 ms |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| Keras (tf.function) | {keras['test_metric']:.4f} | - | - | - | - | {keras['latency_ms']['p50']:.3f} "
+        f"| {keras['latency_ms']['p90']:.3f} |",
+    ]
+    for name, r in report["artifacts"].items():
+        if "error" in r:
+            lines.append(f"| {name} | not produced: {r['error']} | | | | | | |")
+            continue
+        delta = 100 * (r["test_metric"] - r["keras_test_metric"])
+        lines.append(
+            f"| {name} | {r['test_metric']:.4f} | {delta:+.2f} | {r['bytes']:,} | {r['parity']['max_abs']:.2e} "
+            f"| {r['padding_max_diff']:.2e} | {r['latency_ms']['p50']:.3f} | {r['latency_ms']['p90']:.3f} |"
+        )
+    lines += ["", "Ops per artifact:", ""]
+    lines += [f"- `{name}`: {', '.join(r['ops'])}" for name, r in report["artifacts"].items() if "ops" in r]
+    if report.get("notes"):
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None) -> dict:
+    """Converts, verifies and reports; returns the report dict also written to `report.json`."""
+    from kerasrnn.trainer import load_run
+
+    settings = settings or ExportSettings()
+    run_dir = Path(run_dir)
+    export_dir = Path(export_dir) if export_dir else run_dir / "export"
+    export_dir.mkdir(parents=True, exist_ok=True)
+    run = load_run(run_dir)
+    for name in ("vocab.txt", "labels.txt", "chars.txt"):
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, export_dir / name)
+    write_metadata(run, export_dir)
+    errors = convert_all(run, export_dir, settings)
+    produced = [name for name in ARTIFACTS if name not in errors]
+    checks = verify(run, export_dir, settings, produced)
+    report = {"task": run.config.task.name, "metric": run.config.task.metric, "cell": run.model.encoder.cell,
+              "keras": checks.pop("keras"), "artifacts": {}}
+    for name in ARTIFACTS:
+        report["artifacts"][name] = checks[name] if name in checks else {"error": errors[name]}
+    if run.model.encoder.cell == "gru":
+        report["notes"] = [
+            "GRU: TFLite has no fused GRU op; model_fp32.tflite and model_dynamic.tflite run the recurrence as "
+            "WHILE loops (builtin ops only). ONNX files use native GRU ops.",
+        ]
+    _write_json(report, export_dir / "report.json")
+    (export_dir / "report.md").write_text(report_markdown(report, run), encoding="utf-8")
+    return report

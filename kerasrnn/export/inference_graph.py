@@ -1,0 +1,200 @@
+"""The mask-free inference graph of a trained task model, rebuilt from its weights.
+
+Keras' masked recurrent layers do not convert to fused TFLite kernels or native ONNX recurrent ops, and the
+fusing roads that drop the mask are silently wrong on padded rows (see EXPORT-FINDINGS.md). For right-padded
+ids this graph equals the masked model on every valid position:
+
+    lengths = sum(token_ids != 0, axis=1)
+    fw = RNN_fw(x)                               # right padding cannot reach earlier steps
+    bw = rev(RNN_bw(rev(x, lengths)), lengths)   # per-row reversal of the first `lengths` steps
+    rev(x, L) = gather(x, where(t < L, L - 1 - t, t), batch_dims=1)
+
+The reversal is a GATHER, never `tf.reverse_sequence`: TFLite has no int8 kernel for it and tf2onnx folds it
+into a bidirectional ONNX LSTM that ignores the lengths. The graph outputs probabilities: per token
+[batch, time, num_tags] for a tagger, [batch, num_labels] for a classifier (pooling over valid tokens only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class RecurrentWeights:
+    cell: str
+    forward: list[np.ndarray]
+    backward: list[np.ndarray] | None
+    units: int
+
+
+@dataclasses.dataclass
+class ModelWeights:
+    """Everything the inference graph needs, as NumPy arrays, taken from a trained SequenceTagger/TextClassifier."""
+
+    task: str  # "tagging" or "classification"
+    embedding: np.ndarray
+    char_embedding: np.ndarray | None
+    char_kernel: np.ndarray | None
+    char_bias: np.ndarray | None
+    max_word_chars: int
+    layers: list[RecurrentWeights]
+    projection: tuple[np.ndarray, np.ndarray]
+    head: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def cell(self) -> str:
+        return self.layers[0].cell
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.layers[0].backward is not None
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.head[0].shape[1])
+
+    @classmethod
+    def from_model(cls, model) -> ModelWeights:
+        from kerasrnn.models import SequenceTagger, TextClassifier
+
+        if isinstance(model, SequenceTagger):
+            task, head = "tagging", model.get_layer("tag_logits")
+        elif isinstance(model, TextClassifier):
+            task, head = "classification", model.get_layer("label_logits")
+        else:
+            raise TypeError(f"expected a SequenceTagger or TextClassifier, got {type(model).__name__}")
+        enc = model.encoder
+        char_embedding = char_kernel = char_bias = None
+        if enc.char_vocabulary_size:
+            cnn = enc.get_layer("char_cnn")
+            char_embedding = cnn.embedding.get_weights()[0]
+            char_kernel, char_bias = cnn.conv.get_weights()
+        layers = []
+        for i in range(enc.num_layers):
+            if enc.bidirectional:
+                bi = enc.get_layer(f"bi{enc.cell}_{i}")
+                fw, bw = bi.forward_layer.get_weights(), bi.backward_layer.get_weights()
+            else:
+                fw, bw = enc.get_layer(f"{enc.cell}_{i}").get_weights(), None
+            layers.append(RecurrentWeights(enc.cell, fw, bw, enc.units))
+        return cls(
+            task=task,
+            embedding=enc.get_layer("token_embedding").get_weights()[0],
+            char_embedding=char_embedding, char_kernel=char_kernel, char_bias=char_bias,
+            max_word_chars=enc.max_word_chars,
+            layers=layers,
+            projection=tuple(enc.get_layer("projection").get_weights()),
+            head=tuple(head.get_weights()),
+        )
+
+
+def reverse_valid(x, lengths):
+    """Reverses the first `lengths[b]` steps of each row b of x [batch, time, ...]; later steps stay in place."""
+    t = tf.range(tf.shape(x)[1])[tf.newaxis, :]
+    lengths = lengths[:, tf.newaxis]
+    index = tf.where(t < lengths, lengths - 1 - t, t)
+    return tf.gather(x, index, batch_dims=1)
+
+
+def _dense(x, kernel, bias):
+    """x [batch, time, d] @ kernel as a 2-D matmul, so converters emit FULLY_CONNECTED / Gemm-friendly ops."""
+    shape = tf.shape(x)
+    y = tf.matmul(tf.reshape(x, [-1, kernel.shape[0]]), kernel) + bias
+    return tf.reshape(y, tf.concat([shape[:-1], [kernel.shape[1]]], axis=0))
+
+
+class InferenceGraph(tf.Module):
+    """Builds the mask-free forward function from `ModelWeights`.
+
+    The recurrent layers are tf_keras layers: the TFLite converter fuses tf_keras LSTMs into
+    UNIDIRECTIONAL_SEQUENCE_LSTM, and tf2onnx rewrites tf_keras LSTMs and GRUs into native ONNX LSTM/GRU
+    ops (Keras 3 GRUs become ONNX Loops instead).
+
+    Args:
+        weights: ModelWeights.
+    """
+
+    def __init__(self, weights: ModelWeights):
+        super().__init__(name="inference_graph")
+        import tf_keras as api
+
+        self.weights = weights
+        # NumPy arrays, turned into graph constants when traced: eager tensors captured by a tf.function
+        # would become extra graph inputs in tf2onnx.
+        self.constants = {
+            "embedding": weights.embedding,
+            "projection": weights.projection,
+            "head": weights.head,
+            "char_embedding": weights.char_embedding,
+            "char_kernel": weights.char_kernel,
+            "char_bias": weights.char_bias,
+        }
+        self.rnns = []
+        input_dim = weights.embedding.shape[1] + (0 if weights.char_kernel is None else weights.char_kernel.shape[2])
+        for i, layer in enumerate(weights.layers):
+            pair = []
+            for direction, w in (("fw", layer.forward), ("bw", layer.backward)):
+                if w is None:
+                    pair.append(None)
+                    continue
+                cls = api.layers.LSTM if layer.cell == "lstm" else api.layers.GRU
+                kwargs = {"reset_after": True} if layer.cell == "gru" else {}
+                rnn = cls(layer.units, return_sequences=True, name=f"{layer.cell}_{i}_{direction}", **kwargs)
+                rnn.build((None, None, input_dim))
+                rnn.set_weights(w)
+                pair.append(rnn)
+            self.rnns.append(tuple(pair))
+            input_dim = layer.units * (2 if layer.backward is not None else 1)
+
+    def char_features(self, char_ids):
+        c = self.constants
+        shape = tf.shape(char_ids)
+        flat = tf.reshape(char_ids, [-1, shape[2]])
+        x = tf.gather(c["char_embedding"], flat)
+        x = tf.nn.conv1d(x, c["char_kernel"], stride=1, padding="SAME") + c["char_bias"]
+        x = tf.tanh(x)
+        valid = tf.expand_dims(tf.not_equal(flat, 0), -1)
+        x = tf.reduce_max(tf.where(valid, x, -2.0), axis=1)
+        x = tf.where(tf.reduce_any(valid, axis=1), x, 0.0)
+        return tf.reshape(x, tf.concat([shape[:2], [tf.shape(x)[-1]]], axis=0))
+
+    def __call__(self, token_ids, char_ids=None):
+        c = self.constants
+        valid = tf.not_equal(token_ids, 0)
+        lengths = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)
+        x = tf.gather(c["embedding"], token_ids)
+        if char_ids is not None:
+            x = tf.concat([x, self.char_features(char_ids)], axis=-1)
+        for fw, bw in self.rnns:
+            out = fw(x)
+            if bw is not None:
+                out = tf.concat([out, reverse_valid(bw(reverse_valid(x, lengths)), lengths)], axis=-1)
+            x = out
+        y = _dense(x, *c["projection"])
+        if self.weights.task == "classification":
+            mask = tf.cast(valid, y.dtype)[:, :, tf.newaxis]
+            mean = tf.reduce_sum(y * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+            lowest = tf.reduce_min(y) - 1.0
+            maximum = tf.reduce_max(tf.where(mask > 0, y, lowest), axis=1)
+            pooled = tf.concat([mean, maximum], axis=-1)
+            return tf.nn.softmax(tf.matmul(pooled, c["head"][0]) + c["head"][1])
+        return tf.nn.softmax(_dense(y, *c["head"]))
+
+    def input_signature(self, batch: int | None):
+        signature = [tf.TensorSpec([batch, None], tf.int32, name="token_ids")]
+        if self.weights.char_embedding is not None:
+            signature.append(tf.TensorSpec([batch, None, self.weights.max_word_chars], tf.int32, name="char_ids"))
+        return signature
+
+    def function(self, batch: int | None):
+        """A tf.function with named inputs (`token_ids`, `char_ids`) and output `probabilities`."""
+        if self.weights.char_embedding is not None:
+            def serve(token_ids, char_ids):
+                return {"probabilities": self(token_ids, char_ids)}
+        else:
+            def serve(token_ids):
+                return {"probabilities": self(token_ids)}
+        return tf.function(serve, input_signature=self.input_signature(batch))

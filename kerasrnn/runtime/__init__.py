@@ -1,0 +1,1 @@
+"""Running exported models (.tflite, .onnx) and .keras task models from Python."""

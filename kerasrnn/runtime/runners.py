@@ -1,0 +1,179 @@
+"""Run a `.tflite`, `.onnx` or `.keras` model on id arrays, with the inputs checked before any runtime sees them.
+
+Every runner takes `{"token_ids": int [batch, time], "char_ids": int [batch, time, chars]}` (right-padded with 0)
+and returns float32 probabilities: [batch, time, num_tags] for a tagger, [batch, num_labels] for a classifier.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class InputError(ValueError):
+    """Ids or arrays that the model cannot take; raised before any runtime is called."""
+
+
+def validate_inputs(features: dict, vocabulary_size: int, char_vocabulary_size: int = 0,
+                    max_word_chars: int | None = None) -> dict[str, np.ndarray]:
+    """Checks names, ranks, dtypes, batch size and id ranges, and returns int32 copies.
+
+    ONNX Runtime's Gather wraps negative ids silently and older TFLite gather kernels do not check the upper
+    bound, so an out-of-range id must never reach them.
+    """
+    expected = {"token_ids"} | ({"char_ids"} if char_vocabulary_size else set())
+    if not isinstance(features, dict) or set(features) != expected:
+        got = sorted(features) if isinstance(features, dict) else type(features).__name__
+        raise InputError(f"expected inputs {sorted(expected)}, got {got}")
+    out = {}
+    for name, size, rank in (("token_ids", vocabulary_size, 2), ("char_ids", char_vocabulary_size, 3)):
+        if name not in features:
+            continue
+        x = np.asarray(features[name])
+        if x.ndim != rank:
+            raise InputError(f"{name} must have rank {rank} ([batch, time{', chars' if rank == 3 else ''}]), "
+                             f"got shape {x.shape}")
+        if not np.issubdtype(x.dtype, np.integer):
+            raise InputError(f"{name} must hold integer ids, got dtype {x.dtype}")
+        if x.shape[0] == 0:
+            raise InputError(f"{name}: the batch is empty")
+        if x.shape[1] == 0:
+            raise InputError(f"{name}: rows have no positions (time length 0)")
+        if x.size and (x.min() < 0 or x.max() >= size):
+            bad = x[(x < 0) | (x >= size)].ravel()[0]
+            raise InputError(f"{name}: id {int(bad)} is outside [0, {size})")
+        out[name] = x.astype(np.int32)
+    if "char_ids" in out:
+        tok, ch = out["token_ids"], out["char_ids"]
+        if ch.shape[:2] != tok.shape or (max_word_chars is not None and ch.shape[2] != max_word_chars):
+            raise InputError(f"char_ids must have shape {tok.shape + (max_word_chars,)}, got {ch.shape}")
+    if (out["token_ids"][:, 0] == 0).any():
+        raise InputError("every row needs at least one token; rows are right-padded with 0 after their tokens")
+    return out
+
+
+class Runner:
+    """Common interface: `runner(features) -> probabilities`; `max_batch` is the largest batch one call takes."""
+
+    max_batch: int | None = None
+
+    def __init__(self, path, vocabulary_size: int, char_vocabulary_size: int = 0, max_word_chars: int = 16):
+        self.path = Path(path)
+        self.vocabulary_size = vocabulary_size
+        self.char_vocabulary_size = char_vocabulary_size
+        self.max_word_chars = max_word_chars
+
+    def __call__(self, features: dict) -> np.ndarray:
+        features = validate_inputs(features, self.vocabulary_size, self.char_vocabulary_size, self.max_word_chars)
+        return self.run(features)
+
+    def run(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class TFLiteRunner(Runner):
+    """A `.tflite` file in LiteRT, one row per invoke (the fused LSTM kernels take batch 1)."""
+
+    max_batch = 1
+
+    def __init__(self, path, *args, num_threads: int = 1, **kwargs):
+        super().__init__(path, *args, **kwargs)
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"{self.path}: not a loadable TFLite model: {e}") from None
+        self.inputs = {d["name"].split(":")[0].split("serving_default_")[-1]: d
+                       for d in self.interpreter.get_input_details()}
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        self._shapes = None
+
+    def run(self, features):
+        rows = []
+        for b in range(features["token_ids"].shape[0]):
+            shapes = {name: features[name][b : b + 1].shape for name in features}
+            if shapes != self._shapes:
+                for name, shape in shapes.items():
+                    self.interpreter.resize_tensor_input(self.inputs[name]["index"], shape)
+                self.interpreter.allocate_tensors()
+                self._shapes = shapes
+            for name in features:
+                self.interpreter.set_tensor(self.inputs[name]["index"], features[name][b : b + 1])
+            # The fused LSTM keeps its state in variables across invokes: without a reset every call after the
+            # first starts from the previous call's final state.
+            self.interpreter.reset_all_variables()
+            self.interpreter.invoke()
+            rows.append(self.interpreter.get_tensor(self.output_index)[0].copy())
+        return np.stack(rows).astype(np.float32)
+
+
+class ONNXRunner(Runner):
+    """An `.onnx` file in ONNX Runtime (any batch), checked with onnx.checker before a session is made."""
+
+    def __init__(self, path, *args, num_threads: int = 1, **kwargs):
+        super().__init__(path, *args, **kwargs)
+        import onnx
+        import onnxruntime as ort
+
+        try:
+            onnx.checker.check_model(str(self.path))
+        except Exception as e:  # the checker raises several unrelated types
+            raise ValueError(f"{self.path}: not a valid ONNX model: {e}") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def run(self, features):
+        return self.session.run(None, {name: features[name] for name in self.input_names})[0].astype(np.float32)
+
+
+class KerasRunner(Runner):
+    """A `.keras` task model (loaded with safe_mode on), called through a tf.function; returns softmax(logits)."""
+
+    def __init__(self, path, *args, model=None, **kwargs):
+        super().__init__(path, *args, **kwargs)
+        import keras
+        import tensorflow as tf
+
+        import kerasrnn  # noqa: F401  (registers the classes)
+
+        self.model = model if model is not None else keras.saving.load_model(str(self.path), safe_mode=True)
+        self._call = tf.function(lambda f: tf.nn.softmax(self.model(f, training=False)), reduce_retracing=True)
+
+    def run(self, features):
+        import tensorflow as tf
+
+        return self._call({k: tf.constant(v) for k, v in features.items()}).numpy()
+
+
+def load_runner(path, vocabulary_size: int, char_vocabulary_size: int = 0, max_word_chars: int = 16,
+                num_threads: int = 1) -> Runner:
+    """The runner for a file by its suffix."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    kwargs = {"char_vocabulary_size": char_vocabulary_size, "max_word_chars": max_word_chars}
+    if path.suffix == ".tflite":
+        return TFLiteRunner(path, vocabulary_size, num_threads=num_threads, **kwargs)
+    if path.suffix == ".onnx":
+        return ONNXRunner(path, vocabulary_size, num_threads=num_threads, **kwargs)
+    if path.suffix == ".keras":
+        return KerasRunner(path, vocabulary_size, **kwargs)
+    raise ValueError(f"{path}: unknown model type {path.suffix!r}; expected .tflite, .onnx or .keras")
+
+
+def run_batched(runner: Runner, data, batch_size: int = 64) -> list:
+    """Probabilities for every row of EncodedData, in input order (per-token arrays cut to each row's length)."""
+    from kerasrnn.data.pipeline import ordered_batches
+
+    batch_size = min(batch_size, runner.max_batch or batch_size)
+    outputs: list = [None] * len(data)
+    for index, features in ordered_batches(data, batch_size):
+        probs = runner(features)
+        for row, i in enumerate(index):
+            outputs[i] = probs[row, : len(data.token_ids[i])] if probs.ndim == 3 else probs[row]
+    return outputs
