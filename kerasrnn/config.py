@@ -61,6 +61,7 @@ class TrainingConfig:
     min_learning_rate_ratio: float = 0.05
     clipnorm: float = 1.0
     word_dropout: float = 0.05
+    entity_weight: float = 1.0  # tagging: loss weight of tokens whose gold tag is not "O" (recall of rare entities)
     patience: int = 3
     seed: int = 1234
 
@@ -86,6 +87,7 @@ class Config:
         for name in ("dropout", "head_dropout"):
             _check(0.0 <= getattr(self.model, name) < 1.0, f"model.{name}", "in [0, 1)")
         _check(0.0 <= self.training.word_dropout < 1.0, "training.word_dropout", "in [0, 1)")
+        _check(self.training.entity_weight > 0, "training.entity_weight", "positive")
         for name in ("epochs", "batch_size"):
             _check(getattr(self.training, name) >= 1, f"training.{name}", "at least 1")
         _check(self.training.learning_rate > 0, "training.learning_rate", "positive")

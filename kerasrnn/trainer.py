@@ -18,7 +18,7 @@ import numpy as np
 
 from kerasrnn import metrics as metric_fns
 from kerasrnn.config import Config
-from kerasrnn.data.pipeline import EncodedData, encode, ordered_batches, steps_per_epoch, training_dataset
+from kerasrnn.data.pipeline import EncodedData, encode, steps_per_epoch, training_dataset
 from kerasrnn.data.readers import Example, read_examples
 from kerasrnn.text.vocabulary import Vocabulary
 
@@ -85,14 +85,9 @@ def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_siz
 
 def predict(model, data: EncodedData, batch_size: int = 64) -> list[np.ndarray] | np.ndarray:
     """Probabilities in input order: one [T, num_tags] array per sentence (tagging) or [N, num_labels]."""
-    import tensorflow as tf
+    from kerasrnn.runtime.runners import KerasRunner, run_batched
 
-    infer = tf.function(lambda features: tf.nn.softmax(model(features, training=False)), reduce_retracing=True)
-    outputs: list = [None] * len(data)
-    for index, features in ordered_batches(data, batch_size):
-        probs = infer({k: tf.constant(v) for k, v in features.items()}).numpy()
-        for row, i in enumerate(index):
-            outputs[i] = probs[row, : len(data.token_ids[i])] if probs.ndim == 3 else probs[row]
+    outputs = run_batched(KerasRunner(model=model), data, batch_size)
     return outputs if outputs and outputs[0].ndim == 2 else np.stack(outputs)
 
 
@@ -225,9 +220,14 @@ def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
     print(f"{config.task.name}: {len(train_examples)} train / {len(dev_examples)} dev / {len(test_examples)} test "
           f"examples, vocabulary {len(vocab)}, {len(labels)} labels, {model.count_params():,} parameters, "
           f"{steps} steps per epoch", flush=True)
-    dataset = training_dataset(train_data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout)
+    class_weights = None
+    if t.entity_weight != 1.0 and config.task.type == "tagging":
+        class_weights = np.array([1.0 if tag == "O" else t.entity_weight for tag in labels.tokens], np.float32)
+    dataset = training_dataset(train_data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout,
+                               class_weights=class_weights)
     start = time.perf_counter()
-    history = model.fit(dataset, epochs=t.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+    history = model.fit(dataset, epochs=t.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
+                        shuffle=False)
     train_seconds = time.perf_counter() - start
     epochs_run = len(history.history["loss"])
     model.set_weights(monitor.best_weights)
@@ -252,19 +252,26 @@ def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
 
 
 def evaluate(run_dir, path, *, artifact=None) -> dict:
-    """Scores the run's model on a file of the run's data format; writes `eval.json` into the run directory."""
+    """Scores the run's model, or a `.tflite` / `.onnx` artifact of it, on a file of the run's data format;
+    writes `eval.json` into the run directory."""
+    from kerasrnn.runtime.runners import load_runner, run_batched
+
     run_dir = Path(run_dir)
-    if artifact is not None:
-        raise NotImplementedError("evaluating .tflite/.onnx artifacts arrives with the export module")
     run = load_run(run_dir)
     examples = read_examples(path, run.config.data.format, split="test")
     for e in examples:
-        if run.config.task.type == "tagging":
-            for tag in e.tags:
-                run.labels.lookup(tag)
-        else:
-            run.labels.lookup(e.label)
-    result = score(run.config, examples, run.labels, predict(run.model, run.encode(examples)))
+        for label in e.tags if run.config.task.type == "tagging" else [e.label]:
+            run.labels.lookup(label)
+    data = run.encode(examples)
+    if artifact is None:
+        probs = predict(run.model, data)
+    else:
+        encoder = run.model.encoder
+        runner = load_runner(artifact, encoder.vocabulary_size, encoder.char_vocabulary_size, encoder.max_word_chars)
+        probs = run_batched(runner, data)
+    result = score(run.config, examples, run.labels, probs)
+    if artifact is not None:
+        result["artifact"] = str(artifact)
     _atomic_write_json(result, run_dir / "eval.json")
     return result
 

@@ -130,8 +130,10 @@ def training_dataset(
     seed: int,
     boundaries: Sequence[int] = DEFAULT_BUCKET_BOUNDARIES,
     word_dropout: float = 0.0,
+    class_weights: np.ndarray | None = None,
 ):
-    """A repeating tf.data pipeline of bucketed, right-padded (features, targets) batches.
+    """A repeating tf.data pipeline of bucketed, right-padded (features, targets) batches, or
+    (features, targets, sample_weights) batches when `class_weights` (one weight per target id) is given.
 
     Each pass over the data is one epoch with its own shuffle (`bucket_batches` with the epoch number).
     `word_dropout` replaces that fraction of valid token ids with the unknown id, so the model learns
@@ -152,7 +154,14 @@ def training_dataset(
                     tok = features["token_ids"]
                     drop = (rng.random(tok.shape) < word_dropout) & (tok != PAD_ID)
                     tok[drop] = UNK_ID
-                yield features, _targets(data, index, width)
+                targets = _targets(data, index, width)
+                if class_weights is None:
+                    yield features, targets
+                else:
+                    weights = class_weights[targets].astype(np.float32)
+                    if targets.ndim == 2:
+                        weights *= features["token_ids"] != PAD_ID
+                    yield features, targets, weights
             epoch += 1
 
     feature_spec = {"token_ids": tf.TensorSpec([None, None], tf.int32)}
@@ -161,7 +170,10 @@ def training_dataset(
     target_spec = (
         tf.TensorSpec([None], tf.int32) if isinstance(data.targets, np.ndarray) else tf.TensorSpec([None, None], tf.int32)
     )
-    ds = tf.data.Dataset.from_generator(generate, output_signature=(feature_spec, target_spec))
+    signature = (feature_spec, target_spec)
+    if class_weights is not None:
+        signature += (tf.TensorSpec(target_spec.shape, tf.float32),)
+    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
     return ds.prefetch(4)
 
 

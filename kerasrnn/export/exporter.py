@@ -197,7 +197,7 @@ def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
     data = run.encode(examples)
     sizes = {"vocabulary_size": len(run.vocab), "char_vocabulary_size": len(run.char_vocab) if run.char_vocab else 0,
              "max_word_chars": config.data.max_word_chars}
-    keras_runner = KerasRunner(Path("model.keras"), model=run.model, **sizes)
+    keras_runner = KerasRunner(model=run.model)
     keras_probs = run_batched(keras_runner, data)
     keras_metric = score(config, examples, run.labels, keras_probs)[config.task.metric]
     reference = _valid_outputs(keras_probs, config.task.type)

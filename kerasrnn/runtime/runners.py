@@ -132,17 +132,27 @@ class ONNXRunner(Runner):
 
 
 class KerasRunner(Runner):
-    """A `.keras` task model (loaded with safe_mode on), called through a tf.function; returns softmax(logits)."""
+    """A `.keras` task model (loaded with safe_mode on) or an in-memory one, called through a tf.function;
+    returns softmax(logits). The id ranges come from the model's encoder."""
 
-    def __init__(self, path, *args, model=None, **kwargs):
-        super().__init__(path, *args, **kwargs)
+    def __init__(self, path=None, *args, model=None, **kwargs):
         import keras
         import tensorflow as tf
 
         import kerasrnn  # noqa: F401  (registers the classes)
 
-        self.model = model if model is not None else keras.saving.load_model(str(self.path), safe_mode=True)
-        self._call = tf.function(lambda f: tf.nn.softmax(self.model(f, training=False)), reduce_retracing=True)
+        if model is None:
+            try:
+                model = keras.saving.load_model(str(path), safe_mode=True)
+            except Exception as e:  # Keras raises many types for a bad archive
+                raise ValueError(f"{path}: not a loadable kerasrnn .keras model: {e}") from None
+        encoder = getattr(model, "encoder", None)
+        if encoder is None:
+            raise ValueError(f"{path}: not a kerasrnn task model (no encoder)")
+        super().__init__(path or "model.keras", encoder.vocabulary_size,
+                         char_vocabulary_size=encoder.char_vocabulary_size, max_word_chars=encoder.max_word_chars)
+        self.model = model
+        self._call = tf.function(lambda f: tf.nn.softmax(model(f, training=False)), reduce_retracing=True)
 
     def run(self, features):
         import tensorflow as tf
@@ -162,7 +172,7 @@ def load_runner(path, vocabulary_size: int, char_vocabulary_size: int = 0, max_w
     if path.suffix == ".onnx":
         return ONNXRunner(path, vocabulary_size, num_threads=num_threads, **kwargs)
     if path.suffix == ".keras":
-        return KerasRunner(path, vocabulary_size, **kwargs)
+        return KerasRunner(path)
     raise ValueError(f"{path}: unknown model type {path.suffix!r}; expected .tflite, .onnx or .keras")
 
 

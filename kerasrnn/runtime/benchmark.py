@@ -1,0 +1,114 @@
+"""Latency of every artifact of an export folder and of the Keras model, side by side, at batch 1.
+
+TensorFlow fixes its thread pools when it starts, so each thread count is timed in a fresh worker process
+(`time_in_process`); `benchmark` runs the workers one after another and merges their results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ARTIFACT_ORDER = ("keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_fp32.onnx",
+                  "model_int8.onnx")
+
+
+def _time(fn, runs: int) -> dict[str, float]:
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return {"p50": float(np.median(times)), "p90": float(np.percentile(times, 90))}
+
+
+def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
+    """Times everything in this process with `threads` threads: {artifact: {seq_len: {"p50", "p90"}}}."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from kerasrnn.export.exporter import latency_input
+    from kerasrnn.runtime.runners import KerasRunner, load_runner
+    from kerasrnn.trainer import load_run, read_split
+
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    data = run.encode(read_split(run.config, "test"))
+    enc = run.model.encoder
+    runners = {"keras": KerasRunner(model=run.model)}
+    for name in ARTIFACT_ORDER[1:]:
+        path = run_dir / "export" / name
+        if path.is_file():
+            runners[name] = load_runner(path, enc.vocabulary_size, enc.char_vocabulary_size, enc.max_word_chars,
+                                        num_threads=threads)
+    results = {}
+    for name, runner in runners.items():
+        results[name] = {}
+        for n in seq_lens:
+            features = latency_input(data, n)
+            results[name][str(n)] = _time(lambda r=runner, f=features: r(f), runs)
+    return results
+
+
+def benchmark(run_dir, seq_lens=(16, 32, 128), threads=(1, 2), runs: int = 100) -> dict:
+    """Runs one worker per thread count and writes `export/bench.json` and `export/bench.png`."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "export").is_dir():
+        raise FileNotFoundError(f"{run_dir}/export: no export folder; run deploy.export first")
+    out = {"batch": 1, "runs": runs, "seq_lens": list(seq_lens), "threads": list(threads), "results": {}}
+    for t in threads:
+        print(f"[benchmark] timing with {t} thread(s)", flush=True)
+        cmd = [sys.executable, "-m", "kerasrnn.runtime.benchmark", str(run_dir), str(t),
+               ",".join(map(str, seq_lens)), str(runs)]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark worker ({t} threads) failed:\n{proc.stderr[-3000:]}")
+        out["results"][str(t)] = json.loads(proc.stdout.strip().splitlines()[-1])
+    path = run_dir / "export" / "bench.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    os.replace(tmp, path)
+    plot(out, run_dir / "export" / "bench.png")
+    return out
+
+
+def plot(bench: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    threads = bench["threads"]
+    fig, axes = plt.subplots(1, len(threads), figsize=(6 * len(threads), 4.5), squeeze=False)
+    for ax, t in zip(axes[0], threads, strict=True):
+        results = bench["results"][str(t)]
+        names = [n for n in ARTIFACT_ORDER if n in results]
+        width = 0.8 / len(bench["seq_lens"])
+        for k, n in enumerate(bench["seq_lens"]):
+            values = [results[name][str(n)]["p50"] for name in names]
+            ax.bar(np.arange(len(names)) + k * width, values, width, label=f"{n} tokens")
+        ax.set_xticks(np.arange(len(names)) + width * (len(bench["seq_lens"]) - 1) / 2)
+        ax.set_xticklabels([n.replace("model_", "") for n in names], rotation=30, ha="right")
+        ax.set_yscale("log")
+        ax.set_ylabel("median latency, ms (log scale)")
+        ax.set_title(f"batch 1, {t} thread(s)")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    run_dir_arg, threads_arg, lens_arg, runs_arg = sys.argv[1:5]
+    result = time_in_process(run_dir_arg, int(threads_arg), [int(x) for x in lens_arg.split(",")], int(runs_arg))
+    print(json.dumps(result))

@@ -1,0 +1,187 @@
+"""Export of tiny trained-shape models: op lists, fp32 parity with Keras, padding invariance, int8 statistics."""
+
+import keras
+import numpy as np
+import pytest
+
+from kerasrnn.export.converters import (
+    QuantizationConfig,
+    onnx_ops,
+    quantize_onnx,
+    save_saved_model,
+    tflite_ops,
+    to_onnx,
+    to_tflite,
+)
+from kerasrnn.export.inference_graph import InferenceGraph, ModelWeights, reverse_valid
+from kerasrnn.models import ContextualEncoder, SequenceTagger, TextClassifier
+from kerasrnn.runtime.runners import ONNXRunner, TFLiteRunner
+from tests.test_case import assert_all_close
+
+VOCAB, CHARS, WORD_CHARS = 60, 25, 5
+
+
+def make_model(task, cell="lstm", chars=True, num_layers=1, bidirectional=True):
+    keras.utils.set_random_seed(3)
+    encoder = ContextualEncoder(VOCAB, embedding_dim=12, cell=cell, num_layers=num_layers, units=10, output_dim=8,
+                                bidirectional=bidirectional, char_vocabulary_size=CHARS if chars else 0,
+                                char_filters=6, char_embedding_dim=4, max_word_chars=WORD_CHARS)
+    return (SequenceTagger if task == "tagging" else TextClassifier)(encoder, 5)
+
+
+def train_briefly(model, chars=True):
+    """A few epochs on a learnable synthetic task (tag = id mod 5), so that outputs are confident as in a real
+    model and quantized argmax agreement means something."""
+    inputs = make_inputs(np.random.default_rng(11), chars, lengths=tuple(range(3, 11)) * 8)
+    targets = (inputs["token_ids"] % 5).astype("int32")
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(inputs, targets, epochs=25, batch_size=16, verbose=0)
+    return model
+
+
+def make_inputs(rng, chars=True, lengths=(7, 3, 1, 5)):
+    width = max(lengths)
+    tok = np.zeros((len(lengths), width), "int32")
+    for i, n in enumerate(lengths):
+        tok[i, :n] = rng.integers(1, VOCAB, n)
+    inputs = {"token_ids": tok}
+    if chars:
+        c = rng.integers(1, CHARS, (len(lengths), width, WORD_CHARS)).astype("int32")
+        c[tok == 0] = 0
+        inputs["char_ids"] = c
+    return inputs
+
+
+def keras_probs(model, inputs):
+    return keras.ops.convert_to_numpy(keras.ops.softmax(model(inputs, training=False)))
+
+
+def test_reverse_valid_reverses_only_the_valid_prefix():
+    x = np.arange(10, dtype="float32").reshape(2, 5, 1)
+    out = reverse_valid(x, np.array([3, 5], "int32")).numpy()[..., 0]
+    np.testing.assert_array_equal(out, [[2, 1, 0, 3, 4], [9, 8, 7, 6, 5]])
+
+
+@pytest.mark.parametrize(
+    ("task", "cell", "chars", "num_layers", "bidirectional"),
+    [("tagging", "lstm", True, 2, True), ("classification", "gru", False, 1, True),
+     ("tagging", "lstm", False, 1, False)],
+)
+def test_inference_graph_equals_the_masked_model_on_valid_positions(task, cell, chars, num_layers, bidirectional):
+    model = make_model(task, cell, chars, num_layers, bidirectional)
+    inputs = make_inputs(np.random.default_rng(0), chars)
+    graph = InferenceGraph(ModelWeights.from_model(model))
+    out = graph(*inputs.values()).numpy()
+    ref = keras_probs(model, inputs)
+    valid = inputs["token_ids"] != 0
+    if task == "tagging":
+        assert_all_close(out[valid], ref[valid], atol=1e-6)
+    else:
+        assert_all_close(out, ref, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def lstm_tagger_artifacts(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    model = train_briefly(make_model("tagging", "lstm", chars=True))
+    weights = ModelWeights.from_model(model)
+    saved = save_saved_model(InferenceGraph(weights), tmp / "saved_model")
+    rng = np.random.default_rng(1)
+    calibration = []
+    for _ in range(30):
+        row = make_inputs(rng, True, lengths=(8,))
+        calibration.append([row["token_ids"], row["char_ids"]])
+    paths = {
+        "fp32": to_tflite(saved, tmp / "model_fp32.tflite", QuantizationConfig.for_float32()),
+        "dynamic": to_tflite(saved, tmp / "model_dynamic.tflite", QuantizationConfig.for_dynamic()),
+        "int8": to_tflite(saved, tmp / "model_int8.tflite", QuantizationConfig.for_int8(calibration)),
+        "onnx": to_onnx(InferenceGraph(weights), tmp / "model_fp32.onnx"),
+    }
+    paths["onnx_int8"] = quantize_onnx(paths["onnx"], tmp / "model_int8.onnx")
+    return model, paths
+
+
+def test_lstm_artifacts_use_fused_and_native_ops_without_flex(lstm_tagger_artifacts):
+    _, paths = lstm_tagger_artifacts
+    for key in ("fp32", "dynamic", "int8"):
+        ops = tflite_ops(paths[key])
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops, key
+        assert "WHILE" not in ops, key
+        assert not [op for op in ops if "FLEX" in op.upper() or op == "CUSTOM"], key
+    onnx = onnx_ops(paths["onnx"])
+    assert "LSTM" in onnx and "Loop" not in onnx and "Scan" not in onnx
+    assert "DynamicQuantizeLSTM" in onnx_ops(paths["onnx_int8"])
+
+
+def runner_for(path):
+    cls = TFLiteRunner if path.suffix == ".tflite" else ONNXRunner
+    return cls(path, VOCAB, char_vocabulary_size=CHARS, max_word_chars=WORD_CHARS)
+
+
+def run_rows(runner, inputs):
+    """Each row alone, cut to its valid positions."""
+    out = []
+    for i, n in enumerate((inputs["token_ids"] != 0).sum(1)):
+        row = {k: v[i : i + 1, :n] for k, v in inputs.items()}
+        out.append(runner(row)[0])
+    return out
+
+
+@pytest.mark.parametrize("key", ["fp32", "onnx"])
+def test_fp32_artifacts_match_keras_and_ignore_padding(lstm_tagger_artifacts, key):
+    model, paths = lstm_tagger_artifacts
+    runner = runner_for(paths[key])
+    inputs = make_inputs(np.random.default_rng(2))
+    ref = keras_probs(model, inputs)
+    lengths = (inputs["token_ids"] != 0).sum(1)
+    for i, out in enumerate(run_rows(runner, inputs)):
+        assert_all_close(out, ref[i, : lengths[i]], atol=1e-5)
+    padded = {k: np.pad(v, [(0, 0), (0, 6)] + [(0, 0)] * (v.ndim - 2)) for k, v in inputs.items()}
+    for i in range(len(lengths)):
+        row = {k: v[i : i + 1] for k, v in padded.items()}
+        assert_all_close(runner(row)[0, : lengths[i]], ref[i, : lengths[i]], atol=1e-5)
+
+
+def test_onnx_takes_a_padded_batch(lstm_tagger_artifacts):
+    model, paths = lstm_tagger_artifacts
+    inputs = make_inputs(np.random.default_rng(4))
+    valid = inputs["token_ids"] != 0
+    assert_all_close(runner_for(paths["onnx"])(inputs)[valid], keras_probs(model, inputs)[valid], atol=1e-5)
+
+
+@pytest.mark.parametrize("key", ["dynamic", "int8", "onnx_int8"])
+def test_quantized_artifacts_agree_statistically_and_are_small(lstm_tagger_artifacts, key):
+    model, paths = lstm_tagger_artifacts
+    inputs = make_inputs(np.random.default_rng(5), lengths=(8, 8, 6, 8, 7, 8))
+    ref = keras_probs(model, inputs)
+    lengths = (inputs["token_ids"] != 0).sum(1)
+    out = np.concatenate(run_rows(runner_for(paths[key]), inputs))
+    ref = np.concatenate([ref[i, :n] for i, n in enumerate(lengths)])
+    assert np.abs(out - ref).mean() < 0.05
+    assert np.mean(out.argmax(-1) == ref.argmax(-1)) >= 0.9
+
+
+def test_tflite_state_is_reset_between_invokes(lstm_tagger_artifacts):
+    _, paths = lstm_tagger_artifacts
+    runner = runner_for(paths["fp32"])
+    row = make_inputs(np.random.default_rng(6), lengths=(6,))
+    first = runner(row)
+    runner(make_inputs(np.random.default_rng(7), lengths=(6,)))
+    assert_all_close(runner(row), first, atol=0)
+
+
+def test_gru_exports_to_tflite_and_native_onnx_gru(tmp_path):
+    model = make_model("classification", "gru", chars=False)
+    weights = ModelWeights.from_model(model)
+    saved = save_saved_model(InferenceGraph(weights), tmp_path / "saved_model")
+    tfl = to_tflite(saved, tmp_path / "gru.tflite", QuantizationConfig.for_float32())
+    onnx = to_onnx(InferenceGraph(weights), tmp_path / "gru.onnx")
+    assert "GRU" in onnx_ops(onnx) and "Loop" not in onnx_ops(onnx)
+    assert not [op for op in tflite_ops(tfl) if "FLEX" in op.upper()]
+    inputs = make_inputs(np.random.default_rng(8), chars=False)
+    ref = keras_probs(model, inputs)
+    kwargs = {"char_vocabulary_size": 0}
+    assert_all_close(ONNXRunner(onnx, VOCAB, **kwargs)(inputs), ref, atol=1e-5)
+    tfl_runner = TFLiteRunner(tfl, VOCAB, **kwargs)
+    assert_all_close(np.stack([tfl_runner({"token_ids": inputs["token_ids"][i : i + 1]})[0] for i in range(4)]), ref,
+                     atol=1e-5)

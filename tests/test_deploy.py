@@ -1,0 +1,80 @@
+"""End to end on a tiny trained run: deploy.export (report, metadata, bounds), deploy.predict, evaluate --artifact."""
+
+import json
+
+import pytest
+
+from deploy import benchmark as benchmark_cli
+from deploy import export as export_cli
+from deploy import predict as predict_cli
+from tests.test_training import tagging_file, write_config
+from training import evaluate as evaluate_cli
+from training import train as train_cli
+
+
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("deploy")
+    files = [tagging_file(tmp / f"{s}.conllu", n, i) for i, (s, n) in enumerate([("train", 80), ("dev", 20),
+                                                                                   ("test", 30)])]
+    out = tmp / "run"
+    assert train_cli.main(["--config", str(write_config(tmp, *files)), "--output-dir", str(out)]) == 0
+    assert export_cli.main(["--run-dir", str(out), "--latency-runs", "5", "--calibration-sentences", "60"]) == 0
+    return out, files
+
+
+def test_report_holds_every_artifact_within_the_bounds(exported_run):
+    out, _ = exported_run
+    report = json.loads((out / "export" / "report.json").read_text())
+    artifacts = report["artifacts"]
+    assert sorted(artifacts) == sorted(["model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite",
+                                        "model_fp32.onnx", "model_int8.onnx"])
+    for name, r in artifacts.items():
+        assert (out / "export" / name).stat().st_size == r["bytes"]
+        assert abs(r["test_metric"] - r["keras_test_metric"]) <= 0.05, name
+        assert r["latency_ms"]["p50"] > 0
+    for name in ("model_fp32.tflite", "model_fp32.onnx"):
+        assert artifacts[name]["parity"]["max_abs"] <= 1e-4
+        assert artifacts[name]["padding_max_diff"] <= 1e-5
+        assert artifacts[name]["test_metric"] == pytest.approx(artifacts[name]["keras_test_metric"], abs=5e-4)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in artifacts["model_int8.tflite"]["ops"]
+    assert "| model_int8.tflite |" in (out / "export" / "report.md").read_text()
+
+
+def test_metadata_describes_the_inputs_an_app_must_build(exported_run):
+    out, _ = exported_run
+    meta = json.loads((out / "export" / "metadata.json").read_text())
+    assert meta["pad_id"] == 0 and meta["unknown_id"] == 1
+    assert meta["inputs"]["token_ids"]["dtype"] == "int32"
+    assert meta["inputs"]["char_ids"]["shape"][-1] == meta["max_word_chars"]
+    vocab = (out / "export" / meta["vocabulary_file"]).read_text().splitlines()
+    assert len(vocab) == meta["vocabulary_size"] and vocab[:2] == ["<pad>", "<unk>"]
+    assert meta["labels"] == (out / "export" / "labels.txt").read_text().splitlines()
+
+
+@pytest.mark.parametrize("name", ["model_int8.tflite", "model_fp32.onnx"])
+def test_evaluate_an_artifact_matches_its_report(exported_run, name):
+    out, (_, _, test) = exported_run
+    assert evaluate_cli.main(["--run-dir", str(out), "--file", str(test), "--artifact",
+                              str(out / "export" / name)]) == 0
+    report = json.loads((out / "export" / "report.json").read_text())
+    result = json.loads((out / "eval.json").read_text())
+    assert result["accuracy"] == pytest.approx(report["artifacts"][name]["test_metric"], abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["export/model_int8.tflite", "export/model_int8.onnx", "model.keras"])
+def test_predict_tags_raw_text(exported_run, capsys, name):
+    out, _ = exported_run
+    assert predict_cli.main(["--model", str(out / name), "--text", "the cat sees a dog", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    assert result["tokens"] == ["the", "cat", "sees", "a", "dog"]
+    assert result["tags"] == ["DET", "NOUN", "VERB", "DET", "NOUN"]
+
+
+def test_benchmark_times_every_artifact_and_keras(exported_run):
+    out, _ = exported_run
+    assert benchmark_cli.main(["--run-dir", str(out), "--seq-lens", "8", "--threads", "1", "--runs", "3"]) == 0
+    bench = json.loads((out / "export" / "bench.json").read_text())
+    assert set(bench["results"]["1"]) == {"keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite",
+                                          "model_fp32.onnx", "model_int8.onnx"}
+    assert (out / "export" / "bench.png").stat().st_size > 1000
