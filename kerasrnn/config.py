@@ -27,6 +27,7 @@ class DataConfig:
     dev_file: str = ""  # empty: hold out `dev_fraction` of the training file (seeded)
     test_file: str = ""
     dev_fraction: float = 0.1
+    dev_train_fraction: float = 0.0  # this share of the dev file (seeded) joins the training data; the rest is dev
     oos_label: str = ""  # a label scored apart (CLINC150 "oos"): accuracy is then the in-scope accuracy
     lowercase: bool = True
     min_count: int = 2
@@ -81,6 +82,7 @@ class Config:
         _check(bool(self.data.train_file), "data.train_file", "a file path")
         _check(bool(self.data.test_file), "data.test_file", "a file path")
         _check(0.0 < self.data.dev_fraction < 1.0, "data.dev_fraction", "in (0, 1)")
+        _check(0.0 <= self.data.dev_train_fraction < 1.0, "data.dev_train_fraction", "in [0, 1)")
         _check(self.model.cell in ("lstm", "gru"), "model.cell", "'lstm' or 'gru'")
         for name in ("num_layers", "units", "embedding_dim", "output_dim"):
             _check(getattr(self.model, name) >= 1, f"model.{name}", "at least 1")

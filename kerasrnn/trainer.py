@@ -168,6 +168,9 @@ def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
     train_examples = read_split(config, "train")
     if config.data.dev_file:
         dev_examples = read_split(config, "dev")
+        if config.data.dev_train_fraction > 0:
+            dev_examples, moved = split_off_dev(dev_examples, config.data.dev_train_fraction, t.seed)
+            train_examples = train_examples + moved
     else:
         train_examples, dev_examples = split_off_dev(train_examples, config.data.dev_fraction, t.seed)
     test_examples = read_split(config, "test")

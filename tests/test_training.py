@@ -86,3 +86,13 @@ def test_train_reports_a_malformed_file_with_its_line(tmp_path, capsys):
     config = write_config(tmp_path, train, train, train)
     assert train_cli.main(["--config", str(config), "--output-dir", str(tmp_path / "o")]) == 2
     assert f"{train}:2: expected 10 tab-separated columns" in capsys.readouterr().err
+
+
+def test_dev_train_fraction_moves_part_of_dev_into_training(tmp_path):
+    from kerasrnn.trainer import split_off_dev
+
+    examples = list(range(100))
+    rest, moved = split_off_dev(examples, 0.7, seed=1)
+    assert len(moved) == 70 and len(rest) == 30
+    assert sorted(rest + moved) == examples
+    assert split_off_dev(examples, 0.7, seed=1) == (rest, moved)

@@ -60,3 +60,12 @@ def test_training_dataset_yields_padded_batches_with_word_dropout():
         assert (tok > 0).all()  # equal lengths within a bucket: no padding at all
         unk += int((tok == 1).sum())
     assert unk > 0
+
+
+def test_class_weights_become_per_token_sample_weights_with_zero_padding():
+    _, data = make_data([3, 5, 30])
+    ds = training_dataset(data, 4, seed=0, class_weights=np.array([1.0, 3.0], np.float32))
+    for features, targets, weights in ds.take(6):
+        tok, targets, weights = features["token_ids"].numpy(), targets.numpy(), weights.numpy()
+        np.testing.assert_array_equal(weights[tok == 0], 0.0)
+        np.testing.assert_array_equal(weights[tok != 0], np.where(targets[tok != 0] == 1, 3.0, 1.0))
