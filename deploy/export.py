@@ -13,11 +13,15 @@ def main(argv=None):
     parser.add_argument("--export-dir", help="defaults to RUN_DIR/export")
     parser.add_argument("--calibration-sentences", type=int, default=300)
     parser.add_argument("--latency-runs", type=int, default=100)
+    parser.add_argument("--prune", type=float, metavar="SPARSITY",
+                        help="also fine-tune a magnitude-pruned copy at this sparsity (e.g. 0.5) and report it")
+    parser.add_argument("--prune-steps", type=int, default=200)
     args = parser.parse_args(argv)
 
     from kerasrnn.export.exporter import ExportSettings, export_run
 
-    settings = ExportSettings(calibration_sentences=args.calibration_sentences, latency_runs=args.latency_runs)
+    settings = ExportSettings(calibration_sentences=args.calibration_sentences, latency_runs=args.latency_runs,
+                              prune_sparsity=args.prune, prune_steps=args.prune_steps)
     try:
         export_run(args.run_dir, args.export_dir, settings)
     except (ValueError, FileNotFoundError) as e:

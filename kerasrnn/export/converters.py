@@ -9,9 +9,10 @@ instead of dying.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 import pickle
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,18 +97,20 @@ def to_tflite(saved_model_dir, output_path, quantization: QuantizationConfig, ti
             data_file = os.path.join(tmp, "calibration.pkl")
             with open(data_file, "wb") as f:
                 pickle.dump([list(row) for row in quantization.representative_data], f)
-        ctx = multiprocessing.get_context("spawn")
-        proc = ctx.Process(target=_convert_tflite,
-                           args=(str(saved_model_dir), str(output_path), quantization.mode, data_file))
-        proc.start()
-        proc.join(timeout)
-        if proc.is_alive():
-            proc.kill()
-            raise ConversionError(f"{output_path.name}: the TFLite converter did not finish in {timeout:.0f} s")
-        if proc.exitcode != 0:
-            how = f"was killed by signal {-proc.exitcode}" if proc.exitcode < 0 else f"exited with {proc.exitcode}"
+        # A child interpreter (not multiprocessing): it must not re-import the caller's __main__ module.
+        cmd = [sys.executable, "-m", "kerasrnn.export.converters", str(saved_model_dir), str(output_path),
+               quantization.mode, data_file or ""]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            raise ConversionError(f"{output_path.name}: the TFLite converter did not finish in {timeout:.0f} s") from None
+        if proc.returncode != 0:
+            how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
+                   else f"exited with {proc.returncode}")
+            last = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or [""]
             raise ConversionError(f"{output_path.name}: the TFLite converter ({quantization.mode}) {how}; "
-                                  "no file was written")
+                                  f"no file was written. Last message: {last[0][:300]}")
     return output_path
 
 
@@ -149,3 +152,7 @@ def onnx_ops(path) -> list[str]:
 
     model = onnx.load(str(path), load_external_data=False)
     return sorted({node.op_type for node in model.graph.node})
+
+
+if __name__ == "__main__":
+    _convert_tflite(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] or None)

@@ -41,6 +41,9 @@ class ExportSettings:
     latency_tokens: int. Sentence length of the latency figure in the report. Defaults to 32.
     latency_runs: int. Timed calls per artifact (after warm-up). Defaults to 100.
     seed: int. Seed of the calibration sample. Defaults to 0.
+    prune_sparsity: float. If set, also fine-tune a magnitude-pruned copy at this sparsity (tfmot) and export it
+        as `model_pruned.tflite`. Defaults to None.
+    prune_steps: int. Fine-tuning steps of the pruned copy. Defaults to 200.
     """
 
     calibration_sentences: int = 300
@@ -50,6 +53,8 @@ class ExportSettings:
     latency_tokens: int = 32
     latency_runs: int = 100
     seed: int = 0
+    prune_sparsity: float | None = None
+    prune_steps: int = 200
 
 
 def _progress(message: str) -> None:
@@ -270,9 +275,44 @@ def report_markdown(report: dict, run) -> str:
         )
     lines += ["", "Ops per artifact:", ""]
     lines += [f"- `{name}`: {', '.join(r['ops'])}" for name, r in report["artifacts"].items() if "ops" in r]
+    if "pruned" in report:
+        p = report["pruned"]
+        lines += ["", f"Pruned copy (`{p['file']}`, tfmot magnitude pruning, {p['sparsity']:.0%} target sparsity, "
+                      f"{p['fine_tune_steps']} fine-tuning steps): test {metric} {p['test_metric']:.4f}, "
+                      f"{p['bytes']:,} bytes, gzip {p['gzip_bytes']:,} bytes "
+                      f"(unpruned fp32 gzip {p['unpruned_fp32_gzip_bytes']:,})."]
     if report.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def prune_and_export(run, export_dir: Path, settings: ExportSettings) -> dict:
+    """Fine-tunes a pruned copy on the training data, exports it to fp32 TFLite and scores it on the test split."""
+    from kerasrnn.data.pipeline import encode
+    from kerasrnn.export.pruning import gzip_size, prune_weights
+    from kerasrnn.runtime.runners import TFLiteRunner, run_batched
+    from kerasrnn.trainer import read_split, score
+
+    config = run.config
+    _progress(f"pruning to {settings.prune_sparsity:.0%} sparsity, {settings.prune_steps} fine-tuning steps")
+    train = encode(read_split(config, "train"), run.vocab, run.labels, char_vocab=run.char_vocab,
+                   max_word_chars=config.data.max_word_chars, max_length=config.data.max_length)
+    result = prune_weights(ModelWeights.from_model(run.model), train, sparsity=settings.prune_sparsity,
+                           steps=settings.prune_steps, batch_size=config.training.batch_size, seed=settings.seed)
+    path = export_dir / "model_pruned.tflite"
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = save_saved_model(InferenceGraph(result.weights), Path(tmp) / "saved_model")
+        to_tflite(saved, path, QuantizationConfig.for_float32())
+    enc = run.model.encoder
+    runner = TFLiteRunner(path, enc.vocabulary_size, char_vocabulary_size=enc.char_vocabulary_size,
+                          max_word_chars=enc.max_word_chars)
+    examples = read_split(config, "test")
+    metric = score(config, examples, run.labels, run_batched(runner, run.encode(examples)))[config.task.metric]
+    return {
+        "file": path.name, "sparsity": result.sparsity, "measured_sparsity": round(result.measured_sparsity, 4),
+        "fine_tune_steps": result.steps, "test_metric": metric, "bytes": path.stat().st_size,
+        "gzip_bytes": gzip_size(path), "unpruned_fp32_gzip_bytes": gzip_size(export_dir / "model_fp32.tflite"),
+    }
 
 
 def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None) -> dict:
@@ -300,6 +340,8 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
             "GRU: TFLite has no fused GRU op; model_fp32.tflite and model_dynamic.tflite run the recurrence as "
             "WHILE loops (builtin ops only). ONNX files use native GRU ops.",
         ]
+    if settings.prune_sparsity is not None:
+        report["pruned"] = prune_and_export(run, export_dir, settings)
     _write_json(report, export_dir / "report.json")
     (export_dir / "report.md").write_text(report_markdown(report, run), encoding="utf-8")
     return report

@@ -185,3 +185,21 @@ def test_gru_exports_to_tflite_and_native_onnx_gru(tmp_path):
     tfl_runner = TFLiteRunner(tfl, VOCAB, **kwargs)
     assert_all_close(np.stack([tfl_runner({"token_ids": inputs["token_ids"][i : i + 1]})[0] for i in range(4)]), ref,
                      atol=1e-5)
+
+
+def test_pruning_reaches_the_target_sparsity_and_keeps_the_model_working():
+    from kerasrnn.data.pipeline import EncodedData
+    from kerasrnn.export.pruning import prune_weights
+
+    model = train_briefly(make_model("tagging", "lstm", chars=True))
+    inputs = make_inputs(np.random.default_rng(12), lengths=tuple(range(3, 11)) * 4)
+    lengths = (inputs["token_ids"] != 0).sum(1)
+    data = EncodedData([t[:n] for t, n in zip(inputs["token_ids"], lengths, strict=True)],
+                       [c[:n] for c, n in zip(inputs["char_ids"], lengths, strict=True)],
+                       [(t[:n] % 5).astype("int32") for t, n in zip(inputs["token_ids"], lengths, strict=True)])
+    result = prune_weights(ModelWeights.from_model(model), data, sparsity=0.5, steps=20, batch_size=8)
+    assert result.measured_sparsity == pytest.approx(0.5, abs=0.02)
+    pruned = InferenceGraph(result.weights)(inputs["token_ids"], inputs["char_ids"]).numpy()
+    targets = inputs["token_ids"] % 5
+    valid = inputs["token_ids"] != 0
+    assert np.mean(pruned.argmax(-1)[valid] == targets[valid]) > 0.8
