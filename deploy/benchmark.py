@@ -29,7 +29,8 @@ def main(argv=None):
         print(f"\nbatch 1, {t} thread(s), median ms")
         print("artifact".ljust(22) + "".join(f"{n:>10}" for n in seq_lens))
         for name, by_len in results.items():
-            print(name.ljust(22) + "".join(f"{by_len[str(n)]['p50']:>10.3f}" for n in seq_lens))
+            print(name.ljust(24) + "".join(f"{by_len[str(n)]['p50']:>10.3f}" if str(n) in by_len else f"{'-':>10}"
+                                           for n in seq_lens))
     return 0
 
 

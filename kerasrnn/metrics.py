@@ -66,6 +66,31 @@ def entity_f1(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[s
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
+def bio_decode(probs: np.ndarray, tags: Sequence[str]) -> list[str]:
+    """The most probable tag sequence that is valid BIO (an `I-T` only after `B-T` or `I-T`), by Viterbi over
+    log-probabilities [T, num_tags]. Argmax decoding can emit `O I-T` or `B-S I-T`, which breaks entity spans."""
+    tags = list(tags)
+    n = len(tags)
+    allowed = np.ones((n, n), dtype=bool)  # allowed[prev, next]
+    start = np.ones(n, dtype=bool)
+    for j, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            kind = tag[2:]
+            start[j] = False
+            allowed[:, j] = [t in (f"B-{kind}", f"I-{kind}") for t in tags]
+    scores = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
+    best = np.where(start, scores[0], -np.inf)
+    back = np.zeros((len(scores), n), dtype=np.int64)
+    for t in range(1, len(scores)):
+        candidates = np.where(allowed, best[:, None], -np.inf)
+        back[t] = candidates.argmax(0)
+        best = candidates.max(0) + scores[t]
+    path = [int(best.argmax())]
+    for t in range(len(scores) - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
+    return [tags[i] for i in reversed(path)]
+
+
 def accuracy(true_labels: Sequence, pred_labels: Sequence) -> float:
     if len(true_labels) != len(pred_labels):
         raise ValueError(f"{len(true_labels)} true labels but {len(pred_labels)} predictions")

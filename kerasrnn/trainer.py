@@ -92,10 +92,15 @@ def predict(model, data: EncodedData, batch_size: int = 64) -> list[np.ndarray] 
 
 
 def score(config: Config, examples: list[Example], labels: Vocabulary, probs) -> dict[str, float]:
-    """The task's metrics for predicted probabilities (from `predict`) against the examples' gold labels."""
+    """The task's metrics for predicted probabilities (from `predict`) against the examples' gold labels.
+
+    BIO taggers (metric "f1") are decoded with `bio_decode` (the best valid BIO sequence), others by argmax."""
     if config.task.type == "tagging":
         true = [list(e.tags[: config.data.max_length]) for e in examples]
-        pred = [labels.decode(p.argmax(-1)) for p in probs]
+        if config.task.metric == "f1":
+            pred = [metric_fns.bio_decode(p, labels.tokens) for p in probs]
+        else:
+            pred = [labels.decode(p.argmax(-1)) for p in probs]
         if len(true) != len(pred):
             raise ValueError(f"{len(true)} sentences but {len(pred)} predictions")
         if config.task.metric == "f1":

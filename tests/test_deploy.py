@@ -28,7 +28,7 @@ def test_report_holds_every_artifact_within_the_bounds(exported_run):
     report = json.loads((out / "export" / "report.json").read_text())
     artifacts = report["artifacts"]
     assert sorted(artifacts) == sorted(["model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite",
-                                        "model_fp32.onnx", "model_int8.onnx"])
+                                        "model_fp32.onnx", "model_int8.onnx", "model_int8_len32.tflite"])
     for name, r in artifacts.items():
         assert (out / "export" / name).stat().st_size == r["bytes"]
         assert abs(r["test_metric"] - r["keras_test_metric"]) <= 0.05, name
@@ -38,6 +38,9 @@ def test_report_holds_every_artifact_within_the_bounds(exported_run):
         assert artifacts[name]["padding_max_diff"] <= 1e-5
         assert artifacts[name]["test_metric"] == pytest.approx(artifacts[name]["keras_test_metric"], abs=5e-4)
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in artifacts["model_int8.tflite"]["ops"]
+    unrolled = artifacts["model_int8_len32.tflite"]
+    assert unrolled["fixed_length"] == 32 and unrolled["rows_scored"] == "30 of 30"
+    assert "WHILE" not in unrolled["ops"] and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in unrolled["ops"]
     assert "| model_int8.tflite |" in (out / "export" / "report.md").read_text()
 
 
@@ -76,5 +79,5 @@ def test_benchmark_times_every_artifact_and_keras(exported_run):
     assert benchmark_cli.main(["--run-dir", str(out), "--seq-lens", "8", "--threads", "1", "--runs", "3"]) == 0
     bench = json.loads((out / "export" / "bench.json").read_text())
     assert set(bench["results"]["1"]) == {"keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite",
-                                          "model_fp32.onnx", "model_int8.onnx"}
+                                          "model_int8_len32.tflite", "model_fp32.onnx", "model_int8.onnx"}
     assert (out / "export" / "bench.png").stat().st_size > 1000

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kerasrnn.metrics import accuracy, bio_entities, entity_f1, masked_accuracy, token_accuracy
+from kerasrnn.metrics import accuracy, bio_decode, bio_entities, entity_f1, masked_accuracy, token_accuracy
 
 
 def test_masked_accuracy_never_scores_padding():
@@ -41,3 +41,24 @@ def test_token_accuracy_and_accuracy_check_lengths():
     assert accuracy(["x", "y"], ["x", "x"]) == 0.5
     with pytest.raises(ValueError, match="sentence 0: 2 true tags but 1 predicted"):
         token_accuracy([["A", "B"]], [["A"]])
+
+
+def test_bio_decode_returns_the_best_valid_sequence():
+    tags = ["B-PER", "I-PER", "O"]
+    probs = np.array([[0.1, 0.1, 0.8], [0.1, 0.6, 0.3], [0.2, 0.7, 0.1]])
+    # argmax reads O I-PER I-PER, which is not valid BIO
+    assert [tags[i] for i in probs.argmax(-1)] == ["O", "I-PER", "I-PER"]
+    # valid candidates: O B-PER I-PER = .8*.1*.7 = .056 beats O O B-PER = .048 and B-PER I-PER I-PER = .042
+    assert bio_decode(probs, tags) == ["O", "B-PER", "I-PER"]
+    sure = np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05]])
+    assert bio_decode(sure, tags) == ["B-PER", "I-PER"]
+
+
+def test_bio_decode_never_continues_another_type():
+    tags = ["B-LOC", "B-PER", "I-LOC", "I-PER", "O"]
+    probs = np.full((2, 5), 0.01)
+    probs[0, 1] = 0.6  # B-PER
+    probs[1, 2] = 0.9  # I-LOC after B-PER: invalid
+    out = bio_decode(probs, tags)
+    assert out != ["B-PER", "I-LOC"]
+    assert bio_entities(out) and all(t in tags for t in out)

@@ -115,10 +115,13 @@ class InferenceGraph(tf.Module):
 
     Args:
         weights: ModelWeights.
+        fixed_length: int. If set, the graph takes exactly this many positions (right-pad shorter rows) and the
+            recurrences are unrolled into plain fully-connected steps. Defaults to None (any length).
     """
 
-    def __init__(self, weights: ModelWeights):
+    def __init__(self, weights: ModelWeights, fixed_length: int | None = None):
         super().__init__(name="inference_graph")
+        self.fixed_length = fixed_length
         import tf_keras as api
 
         self.weights = weights
@@ -142,7 +145,8 @@ class InferenceGraph(tf.Module):
                     continue
                 cls = api.layers.LSTM if layer.cell == "lstm" else api.layers.GRU
                 kwargs = {"reset_after": True} if layer.cell == "gru" else {}
-                rnn = cls(layer.units, return_sequences=True, name=f"{layer.cell}_{i}_{direction}", **kwargs)
+                rnn = cls(layer.units, return_sequences=True, unroll=fixed_length is not None,
+                          name=f"{layer.cell}_{i}_{direction}", **kwargs)
                 rnn.build((None, None, input_dim))
                 rnn.set_weights(w)
                 pair.append(rnn)
@@ -184,9 +188,10 @@ class InferenceGraph(tf.Module):
         return tf.nn.softmax(_dense(y, *c["head"]))
 
     def input_signature(self, batch: int | None):
-        signature = [tf.TensorSpec([batch, None], tf.int32, name="token_ids")]
+        time = self.fixed_length
+        signature = [tf.TensorSpec([batch, time], tf.int32, name="token_ids")]
         if self.weights.char_embedding is not None:
-            signature.append(tf.TensorSpec([batch, None, self.weights.max_word_chars], tf.int32, name="char_ids"))
+            signature.append(tf.TensorSpec([batch, time, self.weights.max_word_chars], tf.int32, name="char_ids"))
         return signature
 
     def function(self, batch: int | None):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-ARTIFACT_ORDER = ("keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_fp32.onnx",
-                  "model_int8.onnx")
+ARTIFACT_ORDER = ("keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_int8_len32.tflite",
+                  "model_fp32.onnx", "model_int8.onnx")
 
 
 def _time(fn, runs: int) -> dict[str, float]:
@@ -45,15 +45,16 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
     data = run.encode(read_split(run.config, "test"))
     enc = run.model.encoder
     runners = {"keras": KerasRunner(model=run.model)}
-    for name in ARTIFACT_ORDER[1:]:
-        path = run_dir / "export" / name
-        if path.is_file():
-            runners[name] = load_runner(path, enc.vocabulary_size, enc.char_vocabulary_size, enc.max_word_chars,
-                                        num_threads=threads)
+    files = sorted((run_dir / "export").glob("model_*.tflite")) + sorted((run_dir / "export").glob("model_*.onnx"))
+    for path in files:
+        runners[path.name] = load_runner(path, enc.vocabulary_size, enc.char_vocabulary_size, enc.max_word_chars,
+                                         num_threads=threads)
     results = {}
     for name, runner in runners.items():
         results[name] = {}
         for n in seq_lens:
+            if (getattr(runner, "fixed_length", None) or n) < n:
+                continue  # a fixed-length file cannot take this many tokens
             features = latency_input(data, n)
             results[name][str(n)] = _time(lambda r=runner, f=features: r(f), runs)
     return results
@@ -92,10 +93,10 @@ def plot(bench: dict, path) -> None:
     fig, axes = plt.subplots(1, len(threads), figsize=(6 * len(threads), 4.5), squeeze=False)
     for ax, t in zip(axes[0], threads, strict=True):
         results = bench["results"][str(t)]
-        names = [n for n in ARTIFACT_ORDER if n in results]
+        names = [n for n in ARTIFACT_ORDER if n in results] + sorted(set(results) - set(ARTIFACT_ORDER))
         width = 0.8 / len(bench["seq_lens"])
         for k, n in enumerate(bench["seq_lens"]):
-            values = [results[name][str(n)]["p50"] for name in names]
+            values = [results[name].get(str(n), {}).get("p50", np.nan) for name in names]
             ax.bar(np.arange(len(names)) + k * width, values, width, label=f"{n} tokens")
         ax.set_xticks(np.arange(len(names)) + width * (len(bench["seq_lens"]) - 1) / 2)
         ax.set_xticklabels([n.replace("model_", "") for n in names], rotation=30, ha="right")

@@ -10,6 +10,7 @@ import numpy as np
 
 from kerasrnn.data.pipeline import encode
 from kerasrnn.data.readers import Example
+from kerasrnn.metrics import bio_decode
 from kerasrnn.runtime.runners import load_runner, run_batched
 from kerasrnn.text.tokenizer import WordTokenizer
 from kerasrnn.text.vocabulary import Vocabulary
@@ -74,6 +75,7 @@ class Predictor:
         self.runner = load_runner(model_path, len(b.vocab), len(b.char_vocab) if b.char_vocab else 0,
                                   b.max_word_chars, num_threads=num_threads)
         self.tokenizer = WordTokenizer()
+        self.bio = all(tag == "O" or tag[:2] in ("B-", "I-") for tag in b.labels.tokens)
 
     def predict(self, sentences) -> list[dict]:
         """One dict per sentence: `tokens` plus `tags` and `probabilities` (tagging) or `label` and `probability`."""
@@ -87,7 +89,11 @@ class Predictor:
         results = []
         for tokens, probs in zip(token_lists, run_batched(self.runner, data), strict=True):
             if b.task_type == "tagging":
-                ids = probs.argmax(-1)[: len(tokens)]
+                probs = probs[: len(tokens)]
+                if self.bio:
+                    ids = np.array([b.labels.lookup(tag) for tag in bio_decode(probs, b.labels.tokens)])
+                else:
+                    ids = probs.argmax(-1)
                 results.append({"tokens": tokens, "tags": b.labels.decode(ids),
                                 "probabilities": [float(p) for p in probs[np.arange(len(ids)), ids]]})
             else:

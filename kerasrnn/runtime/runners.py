@@ -88,9 +88,14 @@ class TFLiteRunner(Runner):
         self.inputs = {d["name"].split(":")[0].split("serving_default_")[-1]: d
                        for d in self.interpreter.get_input_details()}
         self.output_index = self.interpreter.get_output_details()[0]["index"]
+        time_dim = int(self.inputs["token_ids"]["shape_signature"][1])
+        self.fixed_length = time_dim if time_dim > 0 else None
         self._shapes = None
 
     def run(self, features):
+        width = features["token_ids"].shape[1]
+        if self.fixed_length is not None:
+            features = self._pad_to_fixed_length(features)
         rows = []
         for b in range(features["token_ids"].shape[0]):
             shapes = {name: features[name][b : b + 1].shape for name in features}
@@ -106,7 +111,21 @@ class TFLiteRunner(Runner):
             self.interpreter.reset_all_variables()
             self.interpreter.invoke()
             rows.append(self.interpreter.get_tensor(self.output_index)[0].copy())
-        return np.stack(rows).astype(np.float32)
+        out = np.stack(rows).astype(np.float32)
+        if out.ndim == 3 and out.shape[1] != width:  # a fixed-length file: give back the caller's width
+            out = np.pad(out[:, :width], [(0, 0), (0, max(0, width - out.shape[1])), (0, 0)])
+        return out
+
+    def _pad_to_fixed_length(self, features):
+        width = features["token_ids"].shape[1]
+        if width > self.fixed_length:
+            lengths = (features["token_ids"] != 0).sum(1)
+            if lengths.max() > self.fixed_length:
+                raise InputError(f"{self.path.name} takes at most {self.fixed_length} tokens per row; "
+                                 f"got a row of {int(lengths.max())}")
+            return {k: v[:, : self.fixed_length] for k, v in features.items()}
+        pad = self.fixed_length - width
+        return {k: np.pad(v, [(0, 0), (0, pad)] + [(0, 0)] * (v.ndim - 2)) for k, v in features.items()}
 
 
 class ONNXRunner(Runner):
