@@ -11,7 +11,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--export-dir", help="defaults to RUN_DIR/export")
-    parser.add_argument("--calibration-sentences", type=int, default=300)
+    parser.add_argument("--calibration-sentences", type=int, default=2000)
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--prune", type=float, metavar="SPARSITY",
                         help="also fine-tune a magnitude-pruned copy at this sparsity (e.g. 0.5) and report it")

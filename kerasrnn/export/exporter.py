@@ -38,7 +38,8 @@ def fixed_int8_name(length: int) -> str:
 @dataclasses.dataclass(frozen=True)
 class ExportSettings:
     """Args:
-    calibration_sentences: int. Training sentences used to calibrate full int8. Defaults to 300.
+    calibration_sentences: int. Training sentences used to calibrate full int8 (300 cost SST-2 2.6 points of
+        accuracy in the fused int8 LSTM; 2000 kept it within 0.1). Defaults to 2000.
     calibration_length: int. Tokens per calibration row. Defaults to 32.
     parity_sentences: int. Test sentences for the padding check. Defaults to 200.
     extra_padding: int. Pad positions appended in the padding check. Defaults to 9.
@@ -54,7 +55,7 @@ class ExportSettings:
     prune_steps: int. Fine-tuning steps of the pruned copy. Defaults to 200.
     """
 
-    calibration_sentences: int = 300
+    calibration_sentences: int = 2000
     calibration_length: int = 32
     parity_sentences: int = 200
     extra_padding: int = 9

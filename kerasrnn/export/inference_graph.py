@@ -181,8 +181,9 @@ class InferenceGraph(tf.Module):
         if self.weights.task == "classification":
             mask = tf.cast(valid, y.dtype)[:, :, tf.newaxis]
             mean = tf.reduce_sum(y * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-            lowest = tf.reduce_min(y) - 1.0
-            maximum = tf.reduce_max(tf.where(mask > 0, y, lowest), axis=1)
+            # Padded steps take the first step's value (always valid with right padding): it cannot exceed the
+            # valid maximum, and unlike a large negative filler it does not widen the int8 quantization range.
+            maximum = tf.reduce_max(tf.where(mask > 0, y, y[:, :1, :]), axis=1)
             pooled = tf.concat([mean, maximum], axis=-1)
             return tf.nn.softmax(tf.matmul(pooled, c["head"][0]) + c["head"][1])
         return tf.nn.softmax(_dense(y, *c["head"]))
