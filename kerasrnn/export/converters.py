@@ -108,7 +108,8 @@ def to_tflite(saved_model_dir, output_path, quantization: QuantizationConfig, ti
         if proc.returncode != 0:
             how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
                    else f"exited with {proc.returncode}")
-            last = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or [""]
+            lines = [line for line in proc.stderr.splitlines() if line.strip() and "warn" not in line.lower()]
+            last = lines[-1:] or ["(none)"]
             raise ConversionError(f"{output_path.name}: the TFLite converter ({quantization.mode}) {how}; "
                                   f"no file was written. Last message: {last[0][:300]}")
     return output_path

@@ -381,6 +381,8 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
         report["notes"] = [
             "GRU: TFLite has no fused GRU op; model_fp32.tflite and model_dynamic.tflite run the recurrence as "
             "WHILE loops (builtin ops only). ONNX files use native GRU ops.",
+            "GRU full int8: the TFLite calibrator crashes on WHILE loops (model_int8.tflite is not produced when "
+            "it does); the unrolled fixed-length file (model_int8_len*.tflite) is the full-int8 GRU artifact.",
         ]
     if settings.prune_sparsity is not None:
         report["pruned"] = prune_and_export(run, export_dir, settings)
