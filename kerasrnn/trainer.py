@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from kerasrnn import metrics as metric_fns
@@ -42,8 +43,6 @@ class Run:
 
 def load_run(run_dir) -> Run:
     """Loads a run directory written by `train` (the model with safe_mode on)."""
-    import keras
-
     run_dir = Path(run_dir)
     if not (run_dir / "model.keras").is_file():
         raise FileNotFoundError(f"{run_dir}: no model.keras here; is this a training run directory?")
@@ -161,8 +160,6 @@ def _plot_history(history: dict, metric: str, path: Path) -> None:
 def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
     """Trains the config's task model, keeps the best epoch on the dev metric, evaluates dev and test,
     and writes the run directory. Returns the metrics dict written to `metrics.json`."""
-    import keras
-
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "checkpoints").mkdir(exist_ok=True)
@@ -284,27 +281,21 @@ def evaluate(run_dir, path, *, artifact=None) -> dict:
     return result
 
 
-class DevMetric:
+class DevMetric(keras.callbacks.Callback):
     """Keras callback: the task metric on the dev set after each epoch (logged as `val_<metric>`), the best
     weights kept in memory and saved atomically to `checkpoint_path`."""
 
-    def __new__(cls, *args, **kwargs):
-        import keras
+    def __init__(self, config, examples, data, labels, checkpoint_path):
+        super().__init__()
+        self.config, self.examples, self.data, self.labels = config, examples, data, labels
+        self.checkpoint_path = Path(checkpoint_path)
+        self.best, self.best_epoch, self.best_weights = -np.inf, -1, None
 
-        class _DevMetric(keras.callbacks.Callback):
-            def __init__(self, config, examples, data, labels, checkpoint_path):
-                super().__init__()
-                self.config, self.examples, self.data, self.labels = config, examples, data, labels
-                self.checkpoint_path = Path(checkpoint_path)
-                self.best, self.best_epoch, self.best_weights = -np.inf, -1, None
-
-            def on_epoch_end(self, epoch, logs=None):
-                metric = self.config.task.metric
-                value = score(self.config, self.examples, self.labels, predict(self.model, self.data))[metric]
-                logs[f"val_{metric}"] = value
-                if value > self.best:
-                    self.best, self.best_epoch = value, epoch
-                    self.best_weights = self.model.get_weights()
-                    _atomic_save_model(self.model, self.checkpoint_path)
-
-        return _DevMetric(*args, **kwargs)
+    def on_epoch_end(self, epoch, logs=None):
+        metric = self.config.task.metric
+        value = score(self.config, self.examples, self.labels, predict(self.model, self.data))[metric]
+        logs[f"val_{metric}"] = value
+        if value > self.best:
+            self.best, self.best_epoch = value, epoch
+            self.best_weights = self.model.get_weights()
+            _atomic_save_model(self.model, self.checkpoint_path)
