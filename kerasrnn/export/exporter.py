@@ -308,8 +308,9 @@ def report_markdown(report: dict, run) -> str:
             lines.append(f"| {name} | not produced: {r['error']} | | | | | | |")
             continue
         delta = 100 * (r["test_metric"] - r["keras_test_metric"])
+        label = f"{name} (rows of <= {r['fixed_length']} tokens: {r['rows_scored']})" if "fixed_length" in r else name
         lines.append(
-            f"| {name} | {r['test_metric']:.4f} | {delta:+.2f} | {r['bytes']:,} | {r['parity']['max_abs']:.2e} "
+            f"| {label} | {r['test_metric']:.4f} | {delta:+.2f} | {r['bytes']:,} | {r['parity']['max_abs']:.2e} "
             f"| {r['padding_max_diff']:.2e} | {r['latency_ms']['p50']:.3f} | {r['latency_ms']['p90']:.3f} |"
         )
     lines += ["", "Ops per artifact:", ""]
