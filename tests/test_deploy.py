@@ -81,3 +81,19 @@ def test_benchmark_times_every_artifact_and_keras(exported_run):
     assert set(bench["results"]["1"]) == {"keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite",
                                           "model_int8_len32.tflite", "model_fp32.onnx", "model_int8.onnx"}
     assert (out / "export" / "bench.png").stat().st_size > 1000
+
+
+def test_predictor_handles_empty_unknown_and_overlong_text(exported_run):
+    from kerasrnn.runtime.predictor import Predictor
+    from kerasrnn.runtime.runners import InputError
+
+    out, _ = exported_run
+    predictor = Predictor(out / "export" / "model_fp32.onnx")
+    empty, unknown, long = predictor.predict(["", "zzyzx qwv", "the cat " * 200])
+    assert empty["tokens"] == [] and empty["tags"] == []
+    assert len(unknown["tags"]) == 2
+    assert len(long["tags"]) == 256  # cut to the run's max_length
+    fixed = Predictor(out / "export" / "model_int8_len32.tflite")
+    assert len(fixed.predict(["the cat sees a dog"])[0]["tags"]) == 5
+    with pytest.raises(InputError, match="at most 32 tokens per row"):
+        fixed.predict(["the cat " * 20])
