@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -187,14 +186,9 @@ def convert_all(run, export_dir: Path, settings: ExportSettings) -> dict[str, st
 
 
 def _latency(runner, features, runs: int) -> dict[str, float]:
-    for _ in range(5):
-        runner(features)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runner(features)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return {"p50": round(float(np.median(times)), 4), "p90": round(float(np.percentile(times, 90)), 4)}
+    from kerasrnn.runtime.benchmark import time_calls
+
+    return {k: round(v, 4) for k, v in time_calls(lambda: runner(features), runs).items()}
 
 
 def latency_input(data, tokens: int) -> dict[str, np.ndarray]:

@@ -19,7 +19,8 @@ ARTIFACT_ORDER = ("keras", "model_fp32.tflite", "model_dynamic.tflite", "model_i
                   "model_fp32.onnx", "model_int8.onnx")
 
 
-def _time(fn, runs: int) -> dict[str, float]:
+def time_calls(fn, runs: int) -> dict[str, float]:
+    """Median and p90 wall time of `fn()` in milliseconds over `runs` calls, after 5 warm-up calls."""
     for _ in range(5):
         fn()
     times = []
@@ -56,7 +57,7 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
             if (getattr(runner, "fixed_length", None) or n) < n:
                 continue  # a fixed-length file cannot take this many tokens
             features = latency_input(data, n)
-            results[name][str(n)] = _time(lambda r=runner, f=features: r(f), runs)
+            results[name][str(n)] = time_calls(lambda r=runner, f=features: r(f), runs)
     return results
 
 

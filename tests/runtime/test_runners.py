@@ -43,6 +43,9 @@ def test_random_bytes_are_refused_with_a_clear_error(tmp_path, suffix):
         load_runner(path, vocabulary_size=10)
 
 
-def test_unknown_suffix_and_missing_file():
+def test_unknown_suffix_and_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such model file"):
         load_runner("/nonexistent/model.tflite", 10)
+    (tmp_path / "model.pb").write_bytes(b"x")
+    with pytest.raises(ValueError, match="unknown model type '.pb'"):
+        load_runner(tmp_path / "model.pb", 10)
