@@ -1,12 +1,15 @@
 """kerasrnn: contextual word vectors from recurrent networks, trained in Keras 3 and shipped to the edge."""
 
 from kerasrnn import layers, metrics, models, text
-from kerasrnn.models import ContextualEncoder, SequenceTagger, TextClassifier
+from kerasrnn.embedder import Embedder
+from kerasrnn.models import BiLanguageModel, ContextualEncoder, SequenceTagger, TextClassifier
 from kerasrnn.text import Vocabulary, WordTokenizer
 
 __version__ = "0.1.0"
 __all__ = [
+    "BiLanguageModel",
     "ContextualEncoder",
+    "Embedder",
     "SequenceTagger",
     "TextClassifier",
     "Vocabulary",

@@ -12,18 +12,21 @@ from pathlib import Path
 
 from kerasrnn.data.readers import FORMATS, data_dir
 
+TASK_TYPES = ("tagging", "classification", "language_model")
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskConfig:
     name: str = "task"
-    type: str = "tagging"  # "tagging" or "classification"
-    metric: str = "accuracy"  # "accuracy" or "f1" (entity-level, BIO tags)
+    type: str = "tagging"  # "tagging", "classification" or "language_model"
+    metric: str = "accuracy"  # "accuracy", "f1" (entity-level, BIO tags) or "perplexity" (language_model)
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     format: str = "conllu"
-    train_file: str = ""
+    # A path, or a list of paths and globs; an entry may name its own format: "tokens:wikitext2_partial/valid.txt"
+    train_file: str | list = ""
     dev_file: str = ""  # empty: hold out `dev_fraction` of the training file (seeded)
     test_file: str = ""
     dev_fraction: float = 0.1
@@ -51,6 +54,9 @@ class ModelConfig:
     char_embedding_dim: int = 32
     char_filters: int = 64
     char_kernel_size: int = 3
+    num_sampled: int = 1024  # language_model: negatives of the sampled softmax in training
+    init_from: str = ""  # a pre-trained run directory (BiLM or task run) whose encoder weights start this model
+    freeze_encoder: bool = False  # with init_from: keep the transferred weights fixed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,11 +81,15 @@ class Config:
     training: TrainingConfig = TrainingConfig()
 
     def __post_init__(self):
-        _check(self.task.type in ("tagging", "classification"), "task.type", "'tagging' or 'classification'")
-        _check(self.task.metric in ("accuracy", "f1"), "task.metric", "'accuracy' or 'f1'")
+        _check(self.task.type in TASK_TYPES, "task.type", " or ".join(repr(t) for t in TASK_TYPES))
+        _check(self.task.metric in ("accuracy", "f1", "perplexity"), "task.metric", "'accuracy', 'f1' or 'perplexity'")
         _check(self.task.metric != "f1" or self.task.type == "tagging", "task.metric", "'accuracy' for classification")
+        _check((self.task.metric == "perplexity") == (self.task.type == "language_model"), "task.metric",
+               "'perplexity' exactly when task.type is 'language_model'")
         _check(self.data.format in FORMATS, "data.format", f"one of {', '.join(FORMATS)}")
-        _check(bool(self.data.train_file), "data.train_file", "a file path")
+        _check(bool(self.data.train_file), "data.train_file", "a file path or a list of them")
+        _check(isinstance(self.data.train_file, str) or all(isinstance(f, str) for f in self.data.train_file),
+               "data.train_file", "a file path or a list of them")
         _check(bool(self.data.test_file), "data.test_file", "a file path")
         _check(0.0 < self.data.dev_fraction < 1.0, "data.dev_fraction", "in (0, 1)")
         _check(0.0 <= self.data.dev_train_fraction < 1.0, "data.dev_train_fraction", "in [0, 1)")
@@ -168,10 +178,14 @@ def _build_section(section_cls, values: dict, where: str):
             values = {**values, key: float(value)}
             continue
         if isinstance(value, bool) and bool not in allowed:
-            raise ValueError(f"{where}: {key} must be {expected.__name__}, got a boolean")
+            raise ValueError(f"{where}: {key} must be {_type_name(expected)}, got a boolean")
         if not isinstance(value, allowed):
-            raise ValueError(f"{where}: {key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+            raise ValueError(f"{where}: {key} must be {_type_name(expected)}, got {type(value).__name__} {value!r}")
     return section_cls(**values)
+
+
+def _type_name(expected) -> str:
+    return " or ".join(t.__name__ for t in typing.get_args(expected)) or expected.__name__
 
 
 def _toml_value(value) -> str:

@@ -8,6 +8,7 @@ A run directory holds `model.keras`, `vocab.txt`, `chars.txt` (when the model re
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ import numpy as np
 from kerasrnn import metrics as metric_fns
 from kerasrnn.config import Config
 from kerasrnn.data.pipeline import EncodedData, encode, steps_per_epoch, training_dataset
-from kerasrnn.data.readers import Example, read_examples
+from kerasrnn.data.readers import FORMATS, Example, data_dir, read_examples
 from kerasrnn.text.vocabulary import Vocabulary
 
 
@@ -54,9 +55,24 @@ def load_run(run_dir) -> Run:
     return Run(config, model, vocab, labels, char_vocab)
 
 
-def read_split(config: Config, split: str, path: str | None = None) -> list[Example]:
-    file = path or {"train": config.data.train_file, "dev": config.data.dev_file, "test": config.data.test_file}[split]
-    return read_examples(config.resolve_path(file), config.data.format, split=split)
+def read_split(config: Config, split: str, path: str | list | None = None) -> list[Example]:
+    """The examples of a split: one file, or a list of files and globs whose entries may name their own format
+    (`"tokens:wikitext2_partial/valid.txt"`, `"conllu:ud_english_ewt/*.conllu"`)."""
+    files = path or {"train": config.data.train_file, "dev": config.data.dev_file, "test": config.data.test_file}[split]
+    examples = []
+    for entry in [files] if isinstance(files, str) else files:
+        data_format, sep, name = entry.partition(":")
+        if not sep or data_format not in FORMATS:
+            data_format, name = config.data.format, entry
+        if glob.has_magic(name):
+            paths = sorted(glob.glob(os.path.expanduser(name))) or sorted(glob.glob(str(data_dir() / name)))
+            if not paths:
+                raise FileNotFoundError(f"{name}: no file matches this pattern here or in {data_dir()}")
+        else:
+            paths = [config.resolve_path(name)]
+        for p in paths:
+            examples.extend(read_examples(p, data_format, split=split))
+    return examples
 
 
 def split_off_dev(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -80,6 +96,16 @@ def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_siz
     if config.task.type == "tagging":
         return SequenceTagger(encoder, num_labels, dropout=m.head_dropout, name="tagger")
     return TextClassifier(encoder, num_labels, dropout=m.head_dropout, name="classifier")
+
+
+def make_optimizer(t, total_steps: int):
+    """Adam (beta1 0.9, beta2 0.999, clipnorm) on a CosineDecay schedule with linear warm-up."""
+    warmup = int(t.warmup_fraction * total_steps)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else t.learning_rate, decay_steps=max(total_steps - warmup, 1),
+        alpha=t.min_learning_rate_ratio, warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup,
+    )
+    return keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.999, clipnorm=t.clipnorm)
 
 
 def predict(model, data: EncodedData, batch_size: int = 64, runner=None) -> list[np.ndarray] | np.ndarray:
@@ -162,6 +188,10 @@ def _plot_history(history: dict, metric: str, path: Path) -> None:
 def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
     """Trains the config's task model, keeps the best epoch on the dev metric, evaluates dev and test,
     and writes the run directory. Returns the metrics dict written to `metrics.json`."""
+    if config.task.type == "language_model":
+        from kerasrnn.pretraining import train_language_model
+
+        return train_language_model(config, output_dir, verbose=verbose)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "checkpoints").mkdir(exist_ok=True)
@@ -179,15 +209,28 @@ def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
         train_examples, dev_examples = split_off_dev(train_examples, config.data.dev_fraction, t.seed)
     test_examples = read_split(config, "test")
 
-    vocab = Vocabulary.build(
-        (e.tokens for e in train_examples), min_count=config.data.min_count, max_size=config.data.max_vocab,
-        lowercase=config.data.lowercase,
-    )
-    char_vocab = (
-        Vocabulary.build(((c for c in tok) for e in train_examples for tok in e.tokens),
-                         min_count=config.data.char_min_count)
-        if config.data.use_chars else None
-    )
+    pretrained = None
+    if config.model.init_from:
+        from kerasrnn.transfer import check_compatible, extend_vocabulary, load_pretrained
+
+        pretrained = load_pretrained(config.model.init_from)
+        check_compatible(config, pretrained)
+        vocab = extend_vocabulary(pretrained.vocab, (e.tokens for e in train_examples), config.data.min_count)
+        char_vocab = (
+            extend_vocabulary(pretrained.char_vocab, ((c for c in tok) for e in train_examples for tok in e.tokens),
+                              config.data.char_min_count)
+            if config.data.use_chars else None
+        )
+    else:
+        vocab = Vocabulary.build(
+            (e.tokens for e in train_examples), min_count=config.data.min_count, max_size=config.data.max_vocab,
+            lowercase=config.data.lowercase,
+        )
+        char_vocab = (
+            Vocabulary.build(((c for c in tok) for e in train_examples for tok in e.tokens),
+                             min_count=config.data.char_min_count)
+            if config.data.use_chars else None
+        )
     if config.task.type == "tagging":
         labels = Vocabulary.for_labels(tag for e in train_examples for tag in e.tags)
     else:
@@ -207,15 +250,16 @@ def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
     config.save(output_dir / "config.toml")
 
     model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0)
+    if pretrained is not None:
+        from kerasrnn.transfer import transfer_weights
+
+        written = transfer_weights(model, pretrained, freeze=config.model.freeze_encoder)
+        print(f"{config.task.name}: started {', '.join(written)} from {config.model.init_from} "
+              f"({len(pretrained.vocab)} of {len(vocab)} words pre-trained"
+              f"{'; frozen' if config.model.freeze_encoder else ''})", flush=True)
     steps = steps_per_epoch(train_data, t.batch_size)
-    total_steps = steps * t.epochs
-    warmup = int(t.warmup_fraction * total_steps)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else t.learning_rate, decay_steps=max(total_steps - warmup, 1),
-        alpha=t.min_learning_rate_ratio, warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup,
-    )
-    optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.999, clipnorm=t.clipnorm)
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=make_optimizer(t, steps * t.epochs),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
     metric = config.task.metric
     monitor = DevMetric(config, dev_examples, dev_data, labels, output_dir / "checkpoints" / "best.keras")

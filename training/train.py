@@ -1,4 +1,4 @@
-"""Train a task model: `python -m training.train --config training/configs/NAME.toml --output-dir DIR`."""
+"""Train a task model or pre-train a BiLM: `python -m training.train --config CONFIG.toml --output-dir DIR`."""
 
 import argparse
 import os
@@ -16,6 +16,7 @@ def main(argv=None):
     parser.add_argument("--test-file", help="override data.test_file (same data format)")
     parser.add_argument("--seed", type=int, help="override training.seed")
     parser.add_argument("--epochs", type=int, help="override training.epochs")
+    parser.add_argument("--init-from", help="override model.init_from (a pre-trained run directory; '' trains from scratch)")
     args = parser.parse_args(argv)
 
     from kerasrnn.config import Config
@@ -29,6 +30,8 @@ def main(argv=None):
             config = config.replace("data", **files)
         if args.seed is not None:
             config = config.replace("training", seed=args.seed)
+        if args.init_from is not None:
+            config = config.replace("model", init_from=args.init_from)
         if args.epochs is not None:
             config = config.replace("training", epochs=args.epochs)
         train(config, args.output_dir)

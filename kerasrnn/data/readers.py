@@ -32,7 +32,9 @@ class Example:
     label: str | None = None
 
 
-FORMATS = ("conllu", "conll", "clinc_json", "csv", "sst")
+FORMATS = ("conllu", "conll", "clinc_json", "csv", "sst", "text", "tokens")
+
+SENTENCE_END = frozenset({".", "!", "?"})
 
 
 def _read_text(path) -> str:
@@ -190,6 +192,47 @@ def read_sst(path, tokenizer: WordTokenizer | None = None) -> list[Example]:
     return examples
 
 
+def split_sentences(tokens: list[str], max_length: int) -> list[tuple[str, ...]]:
+    """Cuts a paragraph's tokens after each `.`, `!` or `?` (closing quotes stay with their sentence), then
+    cuts sentences longer than `max_length` tokens into pieces."""
+    sentences, current = [], []
+    for i, tok in enumerate(tokens):
+        current.append(tok)
+        next_tok = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if tok in SENTENCE_END and next_tok not in ('"', "'", "''", ")", *SENTENCE_END):
+            sentences.append(current)
+            current = []
+    if current:
+        sentences.append(current)
+    return [tuple(s[i : i + max_length]) for s in sentences for i in range(0, len(s), max_length)]
+
+
+def read_text(path, tokenizer: WordTokenizer | None = None, max_length: int = 64) -> list[Example]:
+    """Raw prose (Project Gutenberg style): paragraphs separated by blank lines, tokenized with `tokenizer`,
+    split into sentences of at most `max_length` tokens. Unlabelled examples, for language modelling."""
+    tokenizer = tokenizer or WordTokenizer()
+    examples = []
+    for paragraph in _read_text(path).split("\n\n"):
+        paragraph = " ".join(paragraph.split())
+        if paragraph:
+            examples.extend(Example(s) for s in split_sentences(tokenizer(paragraph), max_length))
+    return examples
+
+
+def read_tokens(path, max_length: int = 64) -> list[Example]:
+    """Whitespace-tokenized text, one paragraph per line (WikiText style): ` = Heading = ` lines are skipped,
+    the ` @-@ `, ` @,@ `, ` @.@ ` joiners are undone (`1 @,@ 000` -> `1,000`), `<unk>` stays the unknown word."""
+    examples = []
+    for line in _read_text(path).split("\n"):
+        line = line.strip()
+        if not line or (line.startswith("= ") and line.endswith(" =")):
+            continue
+        for joiner in ("@-@", "@,@", "@.@"):
+            line = line.replace(f" {joiner} ", joiner[1])
+        examples.extend(Example(s) for s in split_sentences(line.split(), max_length))
+    return examples
+
+
 def read_examples(path, data_format: str, split: str = "train") -> list[Example]:
     """Reads a file of `data_format` (one of FORMATS); `split` picks the part of a CLINC json file."""
     readers = {
@@ -198,6 +241,8 @@ def read_examples(path, data_format: str, split: str = "train") -> list[Example]
         "clinc_json": lambda: read_clinc_json(path, split),
         "csv": lambda: read_csv(path),
         "sst": lambda: read_sst(path),
+        "text": lambda: read_text(path),
+        "tokens": lambda: read_tokens(path),
     }
     if data_format not in readers:
         raise ValueError(f"unknown data format {data_format!r}; choose one of {', '.join(FORMATS)}")

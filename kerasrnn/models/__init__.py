@@ -1,5 +1,6 @@
+from kerasrnn.models.bilm import BiLanguageModel
 from kerasrnn.models.contextual_encoder import ContextualEncoder
 from kerasrnn.models.sequence_tagger import SequenceTagger
 from kerasrnn.models.text_classifier import TextClassifier
 
-__all__ = ["ContextualEncoder", "SequenceTagger", "TextClassifier"]
+__all__ = ["BiLanguageModel", "ContextualEncoder", "SequenceTagger", "TextClassifier"]

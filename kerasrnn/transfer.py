@@ -1,0 +1,117 @@
+"""Starting a task model's encoder from a pre-trained run (`model.init_from`): a BiLM run or another task run.
+
+The task keeps the pre-trained vocabulary's ids and appends its own words (and characters) after them, so
+every pre-trained embedding row keeps its meaning; appended rows start from the usual initialiser. The
+character CNN and recurrent layer 0 (both directions) are copied; a BiLM's upper layers read one direction
+only and do not fit a bidirectional task layer, so they are not copied (a task run's upper layers are).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kerasrnn.text.vocabulary import Vocabulary
+
+# Settings that must agree between the pre-trained run and the task for the weights to fit.
+SHAPE_KEYS = ("cell", "units", "embedding_dim", "char_embedding_dim", "char_filters", "char_kernel_size")
+DATA_KEYS = ("lowercase", "use_chars", "max_word_chars")
+
+
+@dataclasses.dataclass
+class Pretrained:
+    run_dir: Path
+    config: object
+    model: object
+    vocab: Vocabulary
+    char_vocab: Vocabulary | None
+
+
+def load_pretrained(run_dir) -> Pretrained:
+    from kerasrnn.config import Config
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.keras").is_file():
+        raise FileNotFoundError(
+            f"model.init_from: {run_dir} holds no model.keras; train it first "
+            f"(e.g. python -m training.train --config training/configs/bilm_pretrain.toml --output-dir {run_dir})"
+        )
+    config = Config.load(run_dir / "config.toml")
+    vocab = Vocabulary.load(run_dir / "vocab.txt", lowercase=config.data.lowercase)
+    char_vocab = Vocabulary.load(run_dir / "chars.txt") if config.data.use_chars else None
+    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    return Pretrained(run_dir, config, model, vocab, char_vocab)
+
+
+def check_compatible(config, pre: Pretrained) -> None:
+    """Raises ValueError naming every setting in which the task differs from the pre-trained run."""
+    diffs = [f"model.{k}: {getattr(config.model, k)!r} here, {getattr(pre.config.model, k)!r} there"
+             for k in SHAPE_KEYS if getattr(config.model, k) != getattr(pre.config.model, k)]
+    diffs += [f"data.{k}: {getattr(config.data, k)!r} here, {getattr(pre.config.data, k)!r} there"
+              for k in DATA_KEYS if getattr(config.data, k) != getattr(pre.config.data, k)]
+    if config.model.bidirectional is False:
+        diffs.append("model.bidirectional: false here; the pre-trained layer 0 has both directions")
+    if diffs:
+        raise ValueError(f"model.init_from = {str(pre.run_dir)!r} does not fit this config: " + "; ".join(diffs))
+
+
+def extend_vocabulary(base: Vocabulary, counts_source, min_count: int, max_size: int | None = None) -> Vocabulary:
+    """`base` with the words of `counts_source` (iterables of tokens) that reach `min_count` and are not in it
+    appended after its ids."""
+    extra = Vocabulary.build(counts_source, min_count=min_count, max_size=max_size, lowercase=base.lowercase)
+    new = [t for t in extra.tokens[2:] if t not in base]
+    return Vocabulary(base.tokens + new, special_tokens=base.special_tokens, lowercase=base.lowercase)
+
+
+def _recurrent_pairs(model) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
+    """(forward weights, backward weights) of each bidirectional layer that can start a task layer."""
+    from kerasrnn.models import BiLanguageModel
+
+    if isinstance(model, BiLanguageModel):
+        return [(model.forward_layers[0].get_weights(), model.backward_layers[0].get_weights())]
+    enc = model.encoder
+    return [(enc.get_layer(f"bi{enc.cell}_{i}").forward_layer.get_weights(),
+             enc.get_layer(f"bi{enc.cell}_{i}").backward_layer.get_weights()) for i in range(enc.num_layers)]
+
+
+def _embedding_layers(model):
+    from kerasrnn.models import BiLanguageModel
+
+    if isinstance(model, BiLanguageModel):
+        return model.token_embedding, model.char_cnn
+    enc = model.encoder
+    return enc.get_layer("token_embedding"), enc.get_layer("char_cnn") if enc.char_vocabulary_size else None
+
+
+def transfer_weights(task_model, pre: Pretrained, freeze: bool = False) -> list[str]:
+    """Copies the pre-trained embedding rows, character CNN and recurrent layers into the task model's encoder;
+    returns the names of the layers it wrote. With `freeze`, those layers stop training."""
+    enc = task_model.encoder
+    written = []
+    src_emb, src_cnn = _embedding_layers(pre.model)
+    dst_emb = enc.get_layer("token_embedding")
+    table = dst_emb.get_weights()[0]
+    source = src_emb.get_weights()[0]
+    table[: len(source)] = source
+    dst_emb.set_weights([table])
+    written.append(dst_emb.name)
+    if src_cnn is not None:
+        dst_cnn = enc.get_layer("char_cnn")
+        chars = dst_cnn.embedding.get_weights()[0]
+        src_chars = src_cnn.embedding.get_weights()[0]
+        chars[: len(src_chars)] = src_chars
+        dst_cnn.embedding.set_weights([chars])
+        dst_cnn.conv.set_weights(src_cnn.conv.get_weights())
+        written.append(dst_cnn.name)
+    for i, (fw, bw) in enumerate(_recurrent_pairs(pre.model)[: enc.num_layers]):
+        bi = enc.get_layer(f"bi{enc.cell}_{i}")
+        bi.forward_layer.set_weights(fw)
+        bi.backward_layer.set_weights(bw)
+        written.append(bi.name)
+    if freeze:
+        for name in written:
+            enc.get_layer(name).trainable = False
+    return written

@@ -1,0 +1,169 @@
+"""BiLM pre-training, transfer into a task model, and the Embedder, end to end on tiny generated text."""
+
+import json
+
+import numpy as np
+import pytest
+
+import kerasrnn
+from kerasrnn.config import Config
+from tests.test_case import assert_all_close
+from tests.test_training import tagging_file
+from training import train as train_cli
+
+WORDS = ["the", "a", "cat", "dog", "bird", "runs", "sees", "eats", "river", "bank", "money", "."]
+
+
+def text_file(path, n, seed):
+    rng = np.random.default_rng(seed)
+    lines = [" ".join(rng.choice(WORDS[:2]) + " " + rng.choice(WORDS[2:5]) + " " + rng.choice(WORDS[5:8])
+                      + " " + rng.choice(WORDS[:2]) + " " + rng.choice(WORDS[8:11]) + " .") for _ in range(n)]
+    path.write_text("[ A title line ]\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def lm_config(tmp, train_files, test):
+    path = tmp / "lm.toml"
+    files = ", ".join(f'"{f}"' for f in train_files)
+    path.write_text(
+        '[task]\nname = "tiny_bilm"\ntype = "language_model"\nmetric = "perplexity"\n'
+        f'[data]\nformat = "tokens"\ntrain_file = [{files}]\ntest_file = "{test}"\nmin_count = 1\n'
+        "dev_fraction = 0.1\n"
+        "[model]\nunits = 8\nembedding_dim = 8\nchar_filters = 8\nchar_embedding_dim = 4\nnum_sampled = 16\n"
+        "dropout = 0.0\n"
+        "[training]\nepochs = 6\nbatch_size = 16\nlearning_rate = 0.03\nword_dropout = 0.0\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lm")
+    train = [text_file(tmp / "a.txt", 120, 0), tagging_file(tmp / "b.conllu", 40, 1)]
+    test = text_file(tmp / "test.txt", 30, 2)
+    out = tmp / "out"
+    config = lm_config(tmp, [train[0], f"conllu:{train[1]}"], test)
+    assert train_cli.main(["--config", str(config), "--output-dir", str(out)]) == 0
+    return out
+
+
+def test_pretraining_writes_a_run_with_a_test_perplexity(lm_run):
+    for name in ["model.keras", "vocab.txt", "chars.txt", "config.toml", "metrics.json", "history.png"]:
+        assert (lm_run / name).is_file(), name
+    metrics = json.loads((lm_run / "metrics.json").read_text())
+    assert metrics["metric"] == "perplexity"
+    vocab_size = metrics["vocabulary_size"]
+    # the text follows a grammar: far better than a uniform guess over the vocabulary
+    assert 1.0 < metrics["test"]["perplexity"] < vocab_size / 3
+    fw, bw = metrics["test"]["forward_perplexity"], metrics["test"]["backward_perplexity"]
+    assert min(fw, bw) <= metrics["test"]["perplexity"] <= max(fw, bw)
+    # the .conllu entry was read with its own format: its words are in the vocabulary
+    assert "tree" in (lm_run / "vocab.txt").read_text().split("\n")
+    assert isinstance(Config.load(lm_run / "config.toml").data.train_file, list)
+
+
+def task_config(tmp, lm_run, files, **model):
+    settings = {"units": 8, "embedding_dim": 8, "char_filters": 8, "char_embedding_dim": 4, "output_dim": 8,
+                "init_from": f'"{lm_run}"', **model}
+    path = tmp / "task.toml"
+    path.write_text(
+        '[task]\nname = "tiny_pos"\ntype = "tagging"\nmetric = "accuracy"\n'
+        f'[data]\nformat = "conllu"\ntrain_file = "{files[0]}"\ndev_file = "{files[1]}"\ntest_file = "{files[2]}"\n'
+        "min_count = 1\n[model]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
+        + "[training]\nepochs = 2\nbatch_size = 8\nlearning_rate = 0.01\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def task_files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("task")
+    return tmp, [tagging_file(tmp / f"{s}.conllu", n, 10 + i) for i, (s, n) in
+                 enumerate([("train", 60), ("dev", 10), ("test", 10)])]
+
+
+def test_init_from_starts_the_encoder_from_the_bilm(lm_run, task_files):
+    import keras
+
+    tmp, files = task_files
+    out = tmp / "frozen"
+    config = task_config(tmp, lm_run, files, freeze_encoder="true")
+    assert train_cli.main(["--config", str(config), "--output-dir", str(out)]) == 0
+    lm = keras.saving.load_model(lm_run / "model.keras", safe_mode=True)
+    tagger = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    pre_vocab = (lm_run / "vocab.txt").read_text().split("\n")[:-1]
+    task_vocab = (out / "vocab.txt").read_text().split("\n")[:-1]
+    assert task_vocab[: len(pre_vocab)] == pre_vocab  # pre-trained ids kept, task words appended
+    table = tagger.encoder.get_layer("token_embedding").get_weights()[0]
+    assert_all_close(table[: len(pre_vocab)], lm.token_embedding.get_weights()[0], atol=0)
+    bi = tagger.encoder.get_layer("bilstm_0")
+    for mine, theirs in zip(bi.forward_layer.get_weights() + bi.backward_layer.get_weights(),
+                            lm.forward_layers[0].get_weights() + lm.backward_layers[0].get_weights(), strict=True):
+        assert_all_close(mine, theirs, atol=0)  # frozen: still the pre-trained weights after training
+    assert_all_close(tagger.encoder.get_layer("char_cnn").conv.get_weights()[0],
+                     lm.char_cnn.conv.get_weights()[0], atol=0)
+
+
+def test_init_from_names_every_mismatched_setting(lm_run, task_files, capsys):
+    tmp, files = task_files
+    config = task_config(tmp, lm_run, files, units=12, char_filters=6)
+    assert train_cli.main(["--config", str(config), "--output-dir", str(tmp / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "model.units: 12 here, 8 there" in err and "model.char_filters: 6 here, 8 there" in err
+    assert train_cli.main(["--config", str(config), "--output-dir", str(tmp / "bad"),
+                           "--init-from", str(tmp / "nowhere")]) == 2
+    assert "holds no model.keras; train it first" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def embedder(lm_run):
+    return kerasrnn.Embedder.load(lm_run)
+
+
+def test_embed_gives_one_row_per_token(embedder):
+    sentences = [["the", "cat", "sees", "a", "river", "bank", "."], ["bank"], [], "A dog runs to the bank."]
+    vectors = embedder.embed(sentences)
+    assert [v.shape for v in vectors] == [(7, 16), (1, 16), (0, 16), (7, 16)]
+    assert all(v.dtype == np.float32 for v in vectors)
+    assert embedder.layer_dims == [16, 16]
+    assert embedder.sentence_vectors(sentences).shape == (4, 16)
+    assert_all_close(embedder.sentence_vectors(sentences)[0], vectors[0].mean(0), atol=1e-6)
+
+
+def test_vectors_do_not_depend_on_batch_or_padding(embedder):
+    alone = embedder.embed([["the", "cat", "eats"]], layer=1)[0]
+    batch = embedder.embed([["a"] * 30, ["the", "cat", "eats"], ["dog"]], layer=1)[1]
+    assert_all_close(batch, alone, atol=1e-5)
+
+
+def test_static_layer_ignores_context_and_recurrent_layer_does_not(embedder):
+    a = [["the", "river", "bank", "."], ["money", "sees", "a", "bank"]]
+    static = embedder.embed(a, layer=0)
+    assert_all_close(static[0][2], static[1][3], atol=0)
+    contextual = embedder.embed(a, layer=1)
+    assert np.abs(contextual[0][2] - contextual[1][3]).max() > 1e-3
+    mean = embedder.embed(a, layer="mean")
+    assert_all_close(mean[0], (static[0] + contextual[0]) / 2, atol=1e-6)
+    mixed = embedder.embed(a, layer=[0.0, 50.0])  # softmax weights ~ (0, 1)
+    assert_all_close(mixed[0], contextual[0], atol=1e-5)
+
+
+def test_embed_rejects_bad_arguments(embedder):
+    with pytest.raises(ValueError, match=r"layer must be in \[0, 1\]"):
+        embedder.embed([["a"]], layer=2)
+    with pytest.raises(ValueError, match="'mean', or 2 mixing weights"):
+        embedder.embed([["a"]], layer="max")
+    with pytest.raises(TypeError, match="not a single sentence"):
+        embedder.embed("the cat")
+    with pytest.raises(TypeError, match="sentence 1: expected a string or a list of token strings"):
+        embedder.embed(["the cat", [1, 2]])
+
+
+def test_embedder_reads_a_task_run_encoder(lm_run, task_files):
+    tmp, _ = task_files
+    embedder = kerasrnn.Embedder.load(tmp / "frozen")
+    vectors = embedder.embed([["the", "cat", "runs"]], layer=1)
+    assert vectors[0].shape == (3, 16)
+    assert_all_close(embedder.embed([["the", "cat"]], layer="mean")[0],
+                     (embedder.embed([["the", "cat"]], layer=0)[0] + embedder.embed([["the", "cat"]], layer=1)[0]) / 2,
+                     atol=1e-6)
