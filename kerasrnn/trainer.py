@@ -32,7 +32,7 @@ class Run:
     config: Config
     model: object
     vocab: Vocabulary
-    labels: Vocabulary
+    labels: Vocabulary | None  # None for a language model
     char_vocab: Vocabulary | None
 
     def encode(self, examples) -> EncodedData:
@@ -49,7 +49,8 @@ def load_run(run_dir) -> Run:
         raise FileNotFoundError(f"{run_dir}: no model.keras here; is this a training run directory?")
     config = Config.load(run_dir / "config.toml")
     vocab = Vocabulary.load(run_dir / "vocab.txt", lowercase=config.data.lowercase)
-    labels = Vocabulary.load(run_dir / "labels.txt", special_tokens=False)
+    labels = (None if config.task.type == "language_model"
+              else Vocabulary.load(run_dir / "labels.txt", special_tokens=False))
     char_vocab = Vocabulary.load(run_dir / "chars.txt") if config.data.use_chars else None
     model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
     return Run(config, model, vocab, labels, char_vocab)

@@ -29,9 +29,9 @@ def lm_config(tmp, train_files, test):
         '[task]\nname = "tiny_bilm"\ntype = "language_model"\nmetric = "perplexity"\n'
         f'[data]\nformat = "tokens"\ntrain_file = [{files}]\ntest_file = "{test}"\nmin_count = 1\n'
         "dev_fraction = 0.1\n"
-        "[model]\nunits = 8\nembedding_dim = 8\nchar_filters = 8\nchar_embedding_dim = 4\nnum_sampled = 16\n"
-        "dropout = 0.0\n"
-        "[training]\nepochs = 6\nbatch_size = 16\nlearning_rate = 0.03\nword_dropout = 0.0\n"
+        "[model]\nunits = 8\nembedding_dim = 8\nchar_filters = 8\nchar_embedding_dim = 4\nnum_sampled = 64\n"
+        "dropout = 0.0\nnum_layers = 2\n"
+        "[training]\nepochs = 15\nbatch_size = 16\nlearning_rate = 0.05\nword_dropout = 0.0\n"
     )
     return path
 
@@ -125,7 +125,7 @@ def test_embed_gives_one_row_per_token(embedder):
     vectors = embedder.embed(sentences)
     assert [v.shape for v in vectors] == [(7, 16), (1, 16), (0, 16), (7, 16)]
     assert all(v.dtype == np.float32 for v in vectors)
-    assert embedder.layer_dims == [16, 16]
+    assert embedder.layer_dims == [16, 16, 16]
     assert embedder.sentence_vectors(sentences).shape == (4, 16)
     assert_all_close(embedder.sentence_vectors(sentences)[0], vectors[0].mean(0), atol=1e-6)
 
@@ -142,16 +142,17 @@ def test_static_layer_ignores_context_and_recurrent_layer_does_not(embedder):
     assert_all_close(static[0][2], static[1][3], atol=0)
     contextual = embedder.embed(a, layer=1)
     assert np.abs(contextual[0][2] - contextual[1][3]).max() > 1e-3
+    top = embedder.embed(a, layer=2)
     mean = embedder.embed(a, layer="mean")
-    assert_all_close(mean[0], (static[0] + contextual[0]) / 2, atol=1e-6)
-    mixed = embedder.embed(a, layer=[0.0, 50.0])  # softmax weights ~ (0, 1)
-    assert_all_close(mixed[0], contextual[0], atol=1e-5)
+    assert_all_close(mean[0], (static[0] + contextual[0] + top[0]) / 3, atol=1e-6)
+    mixed = embedder.embed(a, layer=[0.0, 0.0, 50.0])  # softmax weights ~ (0, 0, 1)
+    assert_all_close(mixed[0], top[0], atol=1e-5)
 
 
 def test_embed_rejects_bad_arguments(embedder):
-    with pytest.raises(ValueError, match=r"layer must be in \[0, 1\]"):
-        embedder.embed([["a"]], layer=2)
-    with pytest.raises(ValueError, match="'mean', or 2 mixing weights"):
+    with pytest.raises(ValueError, match=r"layer must be in \[0, 2\]"):
+        embedder.embed([["a"]], layer=3)
+    with pytest.raises(ValueError, match="'mean', or 3 mixing weights"):
         embedder.embed([["a"]], layer="max")
     with pytest.raises(TypeError, match="not a single sentence"):
         embedder.embed("the cat")
@@ -167,3 +168,23 @@ def test_embedder_reads_a_task_run_encoder(lm_run, task_files):
     assert_all_close(embedder.embed([["the", "cat"]], layer="mean")[0],
                      (embedder.embed([["the", "cat"]], layer=0)[0] + embedder.embed([["the", "cat"]], layer=1)[0]) / 2,
                      atol=1e-6)
+
+
+def test_embedder_export_matches_the_keras_bilm(lm_run, tmp_path):
+    from kerasrnn.export.exporter import ExportSettings, export_run
+
+    settings = ExportSettings(calibration_sentences=60, calibration_length=8, latency_runs=3, parity_sentences=20,
+                              int8_fixed_length=12)
+    report = export_run(lm_run, tmp_path, settings)
+    assert report["kind"] == "embedder"
+    artifacts = report["artifacts"]
+    for name in ("model_fp32.tflite", "model_fp32.onnx"):
+        assert artifacts[name]["parity"]["max_abs"] < 1e-4, name
+    for name, r in artifacts.items():
+        assert "error" not in r, (name, r.get("error"))
+        assert r["padding_max_diff"] < 1e-5 if "int8" not in name else r["padding_max_diff"] < 0.05, name
+        assert r["parity"]["mean_cos"] > (0.9999 if "fp32" in name else 0.9), name
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in artifacts["model_fp32.tflite"]["ops"]
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["output"]["name"] == "vectors" and meta["output"]["shape"][-1] == 16 and "labels" not in meta
+    assert "parity max_abs" in (tmp_path / "report.md").read_text()

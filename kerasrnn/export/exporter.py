@@ -52,6 +52,7 @@ class ExportSettings:
     prune_sparsity: float. If set, also fine-tune a magnitude-pruned copy at this sparsity (tfmot) and export it
         as `model_pruned.tflite`. Defaults to None.
     prune_steps: int. Fine-tuning steps of the pruned copy. Defaults to 200.
+    embedder_sentences: int. Test sentences on which an embedder (BiLM) export is checked. Defaults to 1000.
     """
 
     calibration_sentences: int = 2000
@@ -64,6 +65,7 @@ class ExportSettings:
     int8_fixed_length: int | None = 32
     prune_sparsity: float | None = None
     prune_steps: int = 200
+    embedder_sentences: int = 1000
 
 
 def _progress(message: str) -> None:
@@ -76,6 +78,19 @@ def write_metadata(run, export_dir: Path) -> dict:
 
     config = run.config
     tagging = config.task.type == "tagging"
+    embedding = config.task.type == "language_model"
+    if embedding:
+        units = run.model.units
+        output = {"name": "vectors", "dtype": "float32", "shape": ["batch", "time", 2 * units],
+                  "meaning": f"contextual vector of each token: forward LM state (first {units}) and backward LM "
+                             f"state (last {units}) of the top layer; read positions 0..length-1, ignore padding"}
+    else:
+        output = {
+            "name": "probabilities", "dtype": "float32",
+            "shape": ["batch", "time", len(run.labels)] if tagging else ["batch", len(run.labels)],
+            "meaning": ("softmax over tags for each token; read positions 0..length-1 of each row, ignore padding"
+                        if tagging else "softmax over labels for the sentence; padding does not change it"),
+        }
     meta = {
         "task": config.task.name,
         "task_type": config.task.type,
@@ -83,19 +98,13 @@ def write_metadata(run, export_dir: Path) -> dict:
             "token_ids": {"dtype": "int32", "shape": ["batch", "time"],
                           "tflite_shape": [1, "time"], "onnx_shape": ["batch", "time"]},
         },
-        "output": {
-            "name": "probabilities", "dtype": "float32",
-            "shape": ["batch", "time", len(run.labels)] if tagging else ["batch", len(run.labels)],
-            "meaning": ("softmax over tags for each token; read positions 0..length-1 of each row, ignore padding"
-                        if tagging else "softmax over labels for the sentence; padding does not change it"),
-        },
+        "output": output,
         "pad_id": 0,
         "unknown_id": 1,
         "padding": "right: a row is its token ids followed by 0s; every row holds at least one token",
         "vocabulary_file": "vocab.txt",
         "vocabulary_size": len(run.vocab),
-        "labels_file": "labels.txt",
-        "labels": run.labels.tokens,
+        **({} if embedding else {"labels_file": "labels.txt", "labels": run.labels.tokens}),
         "files_format": "UTF-8 text, one entry per line; the id of an entry is its 0-based line number",
         "lowercase": config.data.lowercase,
         "max_length": config.data.max_length,
@@ -173,8 +182,12 @@ def convert_all(run, export_dir: Path, settings: ExportSettings) -> dict[str, st
             _progress(f"converting {name}")
             graph = InferenceGraph(weights, fixed_length=settings.int8_fixed_length)
             unrolled = save_saved_model(graph, Path(tmp) / "saved_model_unrolled")
+            fixed_int8 = int8
+            if settings.int8_fixed_length != settings.calibration_length:  # rows must have the graph's length
+                fixed_int8 = QuantizationConfig.for_int8(calibration_rows(
+                    run, dataclasses.replace(settings, calibration_length=settings.int8_fixed_length)))
             try:
-                to_tflite(unrolled, export_dir / name, int8)
+                to_tflite(unrolled, export_dir / name, fixed_int8)
             except ConversionError as e:
                 errors[name] = str(e)
                 _progress(f"FAILED {e}")
@@ -200,6 +213,11 @@ def latency_input(data, tokens: int) -> dict[str, np.ndarray]:
         ch = np.concatenate(data.char_ids)[:tokens]
         features["char_ids"] = np.tile(ch, (reps, 1))[None, :tokens]
     return features
+
+
+def _fit_length(features: dict, fixed: int | None) -> dict:
+    """Latency features cut to a fixed-length artifact's length when it is shorter."""
+    return features if fixed is None else {k: v[:, :fixed] for k, v in features.items()}
 
 
 def _valid_outputs(probs: list, task_type: str) -> np.ndarray:
@@ -259,12 +277,92 @@ def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
             "parity": {"max_abs": float(np.abs(outputs - reference).max()), "mean_cos": float(cos.mean()),
                        "argmax_agreement": float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))},
             "padding_max_diff": pad_diff,
-            "latency_ms": _latency(runner, lat_features, settings.latency_runs),
+            "latency_ms": _latency(runner, _fit_length(lat_features, fixed), settings.latency_runs),
         }
         if fixed is not None:
             report[name]["fixed_length"] = fixed
             report[name]["rows_scored"] = f"{len(index)} of {len(data)}"
+            if fixed < settings.latency_tokens:
+                report[name]["latency_tokens"] = fixed
     return report
+
+
+def verify_embedder(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
+    """Parity (per-token vectors against the Keras BiLM's top layer), padding, size and latency of every
+    embedder artifact, on the first `embedder_sentences` test sentences."""
+    from kerasrnn.embedder import Embedder
+    from kerasrnn.runtime.runners import load_runner, run_batched
+    from kerasrnn.trainer import read_split
+
+    config = run.config
+    examples = read_split(config, "test")[: settings.embedder_sentences]
+    data = run.encode(examples)
+    sizes = {"vocabulary_size": len(run.vocab), "char_vocabulary_size": len(run.char_vocab) if run.char_vocab else 0,
+             "max_word_chars": config.data.max_word_chars}
+    embedder = Embedder(run.model, run.vocab, run.char_vocab, config.data.max_word_chars)
+    top = embedder.num_layers - 1
+    reference_rows = embedder.embed([list(e.tokens[: config.data.max_length]) or ["<unk>"] for e in examples], top)
+    lat_features = latency_input(data, settings.latency_tokens)
+    def keras_top_layer(features):
+        return np.asarray(embedder._fn(features)[-1])
+
+    report = {"keras": {"latency_ms": _latency(keras_top_layer, lat_features, settings.latency_runs),
+                        "sentences": len(examples)}}
+    for name in artifacts:
+        path = export_dir / name
+        _progress(f"verifying {name}")
+        runner = load_runner(path, num_threads=1, **sizes)
+        fixed = getattr(runner, "fixed_length", None)
+        index = [i for i in range(len(data)) if fixed is None or len(data.token_ids[i]) <= fixed]
+        rows = _subset(data, index)
+        outputs = np.concatenate(run_batched(runner, rows))
+        reference = np.concatenate([reference_rows[i] for i in index])
+        cos = np.sum(outputs * reference, -1) / np.maximum(
+            np.linalg.norm(outputs, axis=-1) * np.linalg.norm(reference, axis=-1), 1e-12)
+        check = _subset(rows, range(min(settings.parity_sentences, len(rows))))
+        pad_diff = max(float(np.abs(a - b).max()) for a, b in zip(
+            run_batched(runner, check), _padded_outputs(runner, check, settings.extra_padding, fixed), strict=True))
+        report[name] = {
+            "bytes": path.stat().st_size,
+            "ops": tflite_ops(path) if name.endswith(".tflite") else onnx_ops(path),
+            "parity": {"max_abs": float(np.abs(outputs - reference).max()), "mean_cos": float(cos.mean()),
+                       "min_cos": float(cos.min()), "tokens": int(len(outputs))},
+            "padding_max_diff": pad_diff,
+            "latency_ms": _latency(runner, _fit_length(lat_features, fixed), settings.latency_runs),
+        }
+        if fixed is not None:
+            report[name]["fixed_length"] = fixed
+            report[name]["rows_scored"] = f"{len(index)} of {len(data)}"
+            if fixed < settings.latency_tokens:
+                report[name]["latency_tokens"] = fixed
+    return report
+
+
+def embedder_report_markdown(report: dict, run) -> str:
+    lines = [
+        f"# Export report: {run.config.task.name} (embedder: top-layer vectors, {run.model.units * 2} per token)",
+        "",
+        f"First {report['keras']['sentences']} test sentences; parity against the Keras BiLM on valid tokens "
+        "(max |difference|, mean and minimum cosine); latency at batch 1, 32 tokens, 1 thread (median / p90).",
+        "",
+        "| artifact | bytes | parity max_abs | mean cos | min cos | padding max diff | latency p50 ms | latency p90 ms |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| Keras (tf.function) | - | - | - | - | - | {report['keras']['latency_ms']['p50']:.3f} "
+        f"| {report['keras']['latency_ms']['p90']:.3f} |",
+    ]
+    for name, r in report["artifacts"].items():
+        if "error" in r:
+            lines.append(f"| {name} | not produced: {r['error']} | | | | | | |")
+            continue
+        label = f"{name} (rows of <= {r['fixed_length']} tokens: {r['rows_scored']})" if "fixed_length" in r else name
+        p = r["parity"]
+        lines.append(
+            f"| {label} | {r['bytes']:,} | {p['max_abs']:.2e} | {p['mean_cos']:.5f} | {p['min_cos']:.4f} "
+            f"| {r['padding_max_diff']:.2e} | {r['latency_ms']['p50']:.3f} | {r['latency_ms']['p90']:.3f} |"
+        )
+    lines += ["", "Ops per artifact:", ""]
+    lines += [f"- `{name}`: {', '.join(r['ops'])}" for name, r in report["artifacts"].items() if "ops" in r]
+    return "\n".join(lines) + "\n"
 
 
 def _padded_outputs(runner, data, extra: int, fixed_length: int | None = None) -> list:
@@ -358,6 +456,8 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
     export_dir = Path(export_dir) if export_dir else run_dir / "export"
     export_dir.mkdir(parents=True, exist_ok=True)
     run = load_run(run_dir)
+    if run.config.task.type == "language_model" and settings.prune_sparsity is not None:
+        raise ValueError("pruning applies to task models, not to a language model's embedder")
     for name in ("vocab.txt", "labels.txt", "chars.txt"):
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, export_dir / name)
@@ -367,6 +467,15 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
     if settings.int8_fixed_length:
         names.append(fixed_int8_name(settings.int8_fixed_length))
     produced = [name for name in names if name not in errors]
+    if run.config.task.type == "language_model":
+        checks = verify_embedder(run, export_dir, settings, produced)
+        report = {"task": run.config.task.name, "kind": "embedder", "cell": run.model.cell,
+                  "keras": checks.pop("keras"), "artifacts": {}}
+        for name in names:
+            report["artifacts"][name] = checks[name] if name in checks else {"error": errors[name]}
+        _write_json(report, export_dir / "report.json")
+        (export_dir / "report.md").write_text(embedder_report_markdown(report, run), encoding="utf-8")
+        return report
     checks = verify(run, export_dir, settings, produced)
     report = {"task": run.config.task.name, "metric": run.config.task.metric, "cell": run.model.encoder.cell,
               "keras": checks.pop("keras"), "artifacts": {}}

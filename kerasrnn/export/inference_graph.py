@@ -11,7 +11,8 @@ ids this graph equals the masked model on every valid position:
 
 The reversal is a GATHER, never `tf.reverse_sequence`: TFLite has no int8 kernel for it and tf2onnx folds it
 into a bidirectional ONNX LSTM that ignores the lengths. The graph outputs probabilities: per token
-[batch, time, num_tags] for a tagger, [batch, num_labels] for a classifier (pooling over valid tokens only).
+[batch, time, num_tags] for a tagger, [batch, num_labels] for a classifier (pooling over valid tokens only);
+for a BiLM (embedder) the top layer's vectors [batch, time, 2 * units] (forward and backward states).
 """
 
 from __future__ import annotations
@@ -34,15 +35,16 @@ class RecurrentWeights:
 class ModelWeights:
     """Everything the inference graph needs, as NumPy arrays, taken from a trained SequenceTagger/TextClassifier."""
 
-    task: str  # "tagging" or "classification"
+    task: str  # "tagging", "classification" or "embedding" (a BiLM: the top layer's vectors)
     embedding: np.ndarray
     char_embedding: np.ndarray | None
     char_kernel: np.ndarray | None
     char_bias: np.ndarray | None
     max_word_chars: int
     layers: list[RecurrentWeights]
-    projection: tuple[np.ndarray, np.ndarray]
-    head: tuple[np.ndarray, np.ndarray]
+    projection: tuple[np.ndarray, np.ndarray] | None
+    head: tuple[np.ndarray, np.ndarray] | None
+    separate_directions: bool = False  # BiLM: layer i > 0 of each direction reads only that direction
 
     @property
     def cell(self) -> str:
@@ -54,12 +56,16 @@ class ModelWeights:
 
     @property
     def num_outputs(self) -> int:
+        if self.head is None:
+            return 2 * self.layers[-1].units
         return int(self.head[0].shape[1])
 
     @classmethod
     def from_model(cls, model) -> ModelWeights:
-        from kerasrnn.models import SequenceTagger, TextClassifier
+        from kerasrnn.models import BiLanguageModel, SequenceTagger, TextClassifier
 
+        if isinstance(model, BiLanguageModel):
+            return cls._from_bilm(model)
         if isinstance(model, SequenceTagger):
             task, head = "tagging", model.get_layer("tag_logits")
         elif isinstance(model, TextClassifier):
@@ -88,6 +94,21 @@ class ModelWeights:
             layers=layers,
             projection=tuple(enc.get_layer("projection").get_weights()),
             head=tuple(head.get_weights()),
+        )
+
+
+    @classmethod
+    def _from_bilm(cls, lm) -> ModelWeights:
+        char_embedding = char_kernel = char_bias = None
+        if lm.char_cnn is not None:
+            char_embedding = lm.char_cnn.embedding.get_weights()[0]
+            char_kernel, char_bias = lm.char_cnn.conv.get_weights()
+        layers = [RecurrentWeights(lm.cell, fw.get_weights(), bw.get_weights(), lm.units)
+                  for fw, bw in zip(lm.forward_layers, lm.backward_layers, strict=True)]
+        return cls(
+            task="embedding", embedding=lm.token_embedding.get_weights()[0], char_embedding=char_embedding,
+            char_kernel=char_kernel, char_bias=char_bias, max_word_chars=lm.max_word_chars, layers=layers,
+            projection=None, head=None, separate_directions=True,
         )
 
 
@@ -151,7 +172,7 @@ class InferenceGraph(tf.Module):
                 rnn.set_weights(w)
                 pair.append(rnn)
             self.rnns.append(tuple(pair))
-            input_dim = layer.units * (2 if layer.backward is not None else 1)
+            input_dim = layer.units * (2 if layer.backward is not None and not weights.separate_directions else 1)
 
     def char_features(self, char_ids):
         c = self.constants
@@ -172,6 +193,11 @@ class InferenceGraph(tf.Module):
         x = tf.gather(c["embedding"], token_ids)
         if char_ids is not None:
             x = tf.concat([x, self.char_features(char_ids)], axis=-1)
+        if self.weights.separate_directions:
+            fw_x = bw_x = x
+            for fw, bw in self.rnns:
+                fw_x, bw_x = fw(fw_x), reverse_valid(bw(reverse_valid(bw_x, lengths)), lengths)
+            return tf.concat([fw_x, bw_x], axis=-1)
         for fw, bw in self.rnns:
             out = fw(x)
             if bw is not None:
@@ -195,12 +221,18 @@ class InferenceGraph(tf.Module):
             signature.append(tf.TensorSpec([batch, time, self.weights.max_word_chars], tf.int32, name="char_ids"))
         return signature
 
+    @property
+    def output_name(self) -> str:
+        return "vectors" if self.weights.task == "embedding" else "probabilities"
+
     def function(self, batch: int | None):
-        """A tf.function with named inputs (`token_ids`, `char_ids`) and output `probabilities`."""
+        """A tf.function with named inputs (`token_ids`, `char_ids`) and output `probabilities` (`vectors` for
+        an embedder)."""
+        name = self.output_name
         if self.weights.char_embedding is not None:
             def serve(token_ids, char_ids):
-                return {"probabilities": self(token_ids, char_ids)}
+                return {name: self(token_ids, char_ids)}
         else:
             def serve(token_ids):
-                return {"probabilities": self(token_ids)}
+                return {name: self(token_ids)}
         return tf.function(serve, input_signature=self.input_signature(batch))

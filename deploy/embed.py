@@ -1,0 +1,198 @@
+"""Contextual vs static vectors of ambiguous words, from real sentences of the corpora, in 2-D (PCA).
+
+`python -m deploy.embed --run-dir runs/bilm_pretrain [--words bank,play,light,spring] [--per-word 60]`
+
+For each word it gathers up to `--per-word` sentences of the run's training and test text that contain it,
+embeds them with `kerasrnn.Embedder`, and writes `RUN_DIR/embed/contexts.png` (one PCA panel per word for the
+contextual layer, coloured by a sense hint read off cue words in the sentence, and one panel for the static
+layer), `RUN_DIR/embed/contexts.json`, and prints each sampled occurrence's nearest neighbours.
+The sense hint is a heuristic: the sense whose cue words occur most often in the sentence (none: grey).
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+SENSES = {
+    "bank": {
+        "river": {"river", "shore", "water", "stream", "creek", "sea", "grassy", "banks", "brook", "boat", "sand"},
+        "money": {"money", "account", "loan", "credit", "deposit", "cash", "savings", "financial", "interest",
+                  "central", "banking", "pay", "paid", "fund", "funds", "atm", "branch", "dollars", "pounds"},
+    },
+    "play": {
+        "theatre": {"theatre", "theater", "stage", "actor", "actors", "drama", "performed", "audience", "scene",
+                    "written", "playwright", "act", "production", "comedy", "tragedy", "broadway"},
+        "game": {"game", "games", "ball", "football", "team", "sport", "match", "season", "league", "children",
+                 "toys", "cards", "chess", "players", "win", "fun"},
+        "music": {"music", "piano", "guitar", "song", "songs", "violin", "band", "instrument", "tune", "sing"},
+    },
+    "light": {
+        "illumination": {"dark", "darkness", "sun", "lamp", "bright", "candle", "shine", "shining", "fire", "moon",
+                         "window", "lights", "shadow", "day", "glow", "beam"},
+        "not heavy": {"heavy", "weight", "carry", "load", "lightweight", "thin", "soft", "small", "easy",
+                      "quick", "loose", "step", "steps", "breeze"},
+    },
+    "spring": {
+        "season": {"summer", "winter", "autumn", "season", "april", "march", "may", "year", "flowers", "weather"},
+        "water": {"water", "well", "fountain", "source", "stream", "hot", "springs", "drink", "pool"},
+    },
+}
+COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+
+
+def sense_hint(word: str, tokens: list[str]) -> str:
+    words = {t.lower() for t in tokens}
+    counts = {sense: len(words & cues) for sense, cues in SENSES.get(word, {}).items()}
+    best = max(counts.values(), default=0)
+    winners = [s for s, c in counts.items() if c == best]
+    return winners[0] if best > 0 and len(winners) == 1 else "no cue"
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    centred = x - x.mean(0)
+    if np.allclose(centred, 0):
+        return np.zeros((len(x), 2))
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    out = centred @ vt[:2].T
+    return np.pad(out, [(0, 0), (0, 2 - out.shape[1])])
+
+
+def cosine_matrix(x: np.ndarray) -> np.ndarray:
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x @ x.T
+
+
+def nearest_sense_agreement(vectors: np.ndarray, hints: list[str]) -> float | None:
+    """Share of hinted occurrences whose nearest other hinted occurrence (cosine) has the same hint; ties among
+    identical vectors go to the first, so static vectors score the majority share."""
+    idx = [i for i, h in enumerate(hints) if h != "no cue"]
+    if len(idx) < 2:
+        return None
+    sims = cosine_matrix(vectors[idx])
+    np.fill_diagonal(sims, -np.inf)
+    nearest = sims.argmax(1)
+    return float(np.mean([hints[idx[i]] == hints[idx[j]] for i, j in enumerate(nearest)]))
+
+
+def gather(examples, words, per_word: int, seed: int):
+    """{word: [(tokens, position), ...]}: sentences holding the word (any case), sampled with a fixed seed."""
+    found = {w: [] for w in words}
+    for e in examples:
+        lower = [t.lower() for t in e.tokens]
+        for w in words:
+            if w in lower and len(e.tokens) >= 5:
+                found[w].append((list(e.tokens), lower.index(w)))
+    rng = np.random.default_rng(seed)
+    return {w: [occ[i] for i in sorted(rng.permutation(len(occ))[:per_word])] for w, occ in found.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", required=True, help="a BiLM run (or a task run) directory")
+    parser.add_argument("--words", default="bank,play,light,spring", help="comma-separated words")
+    parser.add_argument("--per-word", type=int, default=60, help="sentences per word")
+    parser.add_argument("--layer", type=int, default=None, help="contextual layer (default: the top one)")
+    parser.add_argument("--neighbours", type=int, default=3, help="occurrences per word whose neighbours are printed")
+    parser.add_argument("--output-dir", help="default RUN_DIR/embed")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kerasrnn.embedder import Embedder
+    from kerasrnn.trainer import read_split
+    from kerasrnn.transfer import load_pretrained
+
+    try:
+        pre = load_pretrained(args.run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    embedder = Embedder(pre.model, pre.vocab, pre.char_vocab, pre.config.data.max_word_chars)
+    layer = args.layer if args.layer is not None else embedder.num_layers - 1
+    words = [w.strip().lower() for w in args.words.split(",") if w.strip()]
+    examples = read_split(pre.config, "train") + read_split(pre.config, "test")
+    occurrences = gather(examples, words, args.per_word, args.seed)
+    out_dir = Path(args.output_dir or Path(args.run_dir) / "embed")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    fig, axes = plt.subplots(1, len(words) + 1, figsize=(4.2 * (len(words) + 1), 4.4))
+    summary, static_points, static_labels = {}, [], []
+    for ax, word in zip(axes[:-1], words, strict=True):
+        occ = occurrences[word]
+        if len(occ) < 3:
+            ax.set_title(f"{word}: {len(occ)} sentences")
+            continue
+        sentences = [tokens for tokens, _ in occ]
+        contextual = np.stack([v[pos] for v, (_, pos) in zip(embedder.embed(sentences, layer=layer), occ, strict=True)])
+        static = np.stack([v[pos] for v, (_, pos) in zip(embedder.embed(sentences, layer=0), occ, strict=True)])
+        hints = [sense_hint(word, tokens) for tokens in sentences]
+        points = pca_2d(contextual)
+        senses = [*SENSES.get(word, {}), "no cue"]
+        for k, sense in enumerate(senses):
+            sel = [i for i, h in enumerate(hints) if h == sense]
+            colour = "lightgrey" if sense == "no cue" else COLOURS[k % len(COLOURS)]
+            ax.scatter(points[sel, 0], points[sel, 1], s=18, c=colour, label=f"{sense} ({len(sel)})")
+        ax.set_title(f'"{word}", layer {layer} (contextual)')
+        ax.legend(fontsize=7, loc="best")
+        static_points.append(static)
+        static_labels.append(word)
+        summary[word] = {
+            "sentences": len(occ),
+            "hints": {s: hints.count(s) for s in senses},
+            "nearest_neighbour_same_sense": {
+                "contextual": nearest_sense_agreement(contextual, hints),
+                "static": nearest_sense_agreement(static, hints),
+            },
+            "static_vectors_distinct": int(len(np.unique(static.round(6), axis=0))),
+        }
+        print(f"\n== {word}: {len(occ)} sentences; nearest neighbour has the same sense hint: "
+              f"contextual {summary[word]['nearest_neighbour_same_sense']['contextual']}, "
+              f"static {summary[word]['nearest_neighbour_same_sense']['static']} "
+              f"({summary[word]['static_vectors_distinct']} distinct static vector)")
+        sims = cosine_matrix(contextual)
+        np.fill_diagonal(sims, -np.inf)
+        shown = [i for i, h in enumerate(hints) if h != "no cue"][: args.neighbours] or list(range(args.neighbours))
+        for i in shown[: args.neighbours]:
+            print(f"  [{hints[i]}] {_snippet(occ[i])}")
+            for j in np.argsort(-sims[i])[:2]:
+                print(f"      {sims[i, j]:.2f} [{hints[j]}] {_snippet(occ[j])}")
+    ax = axes[-1]
+    if static_points:
+        stacked = np.concatenate(static_points)
+        points = pca_2d(stacked)
+        start = 0
+        for k, (word, pts) in enumerate(zip(static_labels, static_points, strict=True)):
+            sel = points[start : start + len(pts)]
+            start += len(pts)
+            ax.scatter(sel[:, 0], sel[:, 1], s=60, c=COLOURS[k % len(COLOURS)],
+                       label=f"{word}: {len(pts)} sentences, 1 point")
+    ax.set_title("layer 0 (static): one vector per word")
+    ax.legend(fontsize=7)
+    fig.suptitle(f"Contextual vs static vectors, PCA per panel ({Path(args.run_dir).name})")
+    fig.tight_layout()
+    fig.savefig(out_dir / "contexts.png", dpi=90)
+    plt.close(fig)
+    (out_dir / "contexts.json").write_text(json.dumps({"layer": layer, "words": summary}, indent=2) + "\n")
+    print(f"\nwrote {out_dir / 'contexts.png'} and {out_dir / 'contexts.json'}")
+    return 0
+
+
+def _snippet(occurrence, width: int = 6) -> str:
+    tokens, pos = occurrence
+    left = " ".join(tokens[max(0, pos - width) : pos])
+    right = " ".join(tokens[pos + 1 : pos + 1 + width])
+    return f"... {left} [{tokens[pos]}] {right} ..."
+
+
+if __name__ == "__main__":
+    sys.exit(main())
