@@ -1,0 +1,229 @@
+"""Training throughput of our Keras pipeline against a PyTorch reference of the seed's model, on the same batches.
+
+Each side runs in its own worker process (clean peak RSS, its own thread setting): ours is `model.fit` on
+`training_dataset` (bucketed, right-padded tf.data); the reference is nn.Embedding(padding_idx=0) -> bidirectional
+nn.LSTM over `pack_padded_sequence` -> Linear projection -> Linear head, Adam (0.9, 0.999) with gradient-norm
+clipping and a cosine schedule with warm-up, fed the very batches `bucket_batches` gives ours. Both models have
+the config's sizes without character features (the reference has none).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+WARMUP_STEPS = 5
+
+
+def batches_for(config, data, steps: int, seed: int):
+    """The first `steps + WARMUP_STEPS` training batches (row indices), epochs chained, as ours sees them."""
+    from kerasrnn.data.pipeline import bucket_batches
+
+    out, epoch = [], 0
+    while len(out) < steps + WARMUP_STEPS:
+        out.extend(bucket_batches(data, config.training.batch_size, seed=seed, epoch=epoch))
+        epoch += 1
+    return out[: steps + WARMUP_STEPS]
+
+
+def synthetic_data(vocab_size: int, num_labels: int, rows: int, length: int, seed: int = 0):
+    """Long sequences of random ids, all of one length (no padding), with random targets."""
+    from kerasrnn.data.pipeline import EncodedData
+
+    rng = np.random.default_rng(seed)
+    tokens = [rng.integers(2, vocab_size, length).astype(np.int32) for _ in range(rows)]
+    targets = [rng.integers(0, num_labels, length).astype(np.int32) for _ in range(rows)]
+    return EncodedData(tokens, None, targets)
+
+
+def load_case(config_path: str, case: str, seed: int):
+    """(config, encoded training data without characters, vocabulary size, number of labels)."""
+    from kerasrnn.config import Config
+    from kerasrnn.data.pipeline import encode
+    from kerasrnn.text.vocabulary import Vocabulary
+    from kerasrnn.trainer import read_split
+
+    config = Config.load(config_path).replace("data", use_chars=False)
+    if config.task.type != "tagging":
+        raise ValueError(f"{config_path}: the training benchmark compares taggers; this config is a "
+                         f"{config.task.type} task")
+    examples = read_split(config, "train")
+    vocab = Vocabulary.build((e.tokens for e in examples), min_count=config.data.min_count,
+                             max_size=config.data.max_vocab, lowercase=config.data.lowercase)
+    labels = Vocabulary.for_labels(t for e in examples for t in e.tags)
+    if case == "synthetic_long":
+        config = config.replace("training", batch_size=16)
+        return config, synthetic_data(len(vocab), len(labels), 256, 256, seed), len(vocab), len(labels)
+    data = encode(examples, vocab, labels, max_length=config.data.max_length)
+    return config, data, len(vocab), len(labels)
+
+
+def save_batches(config, data, batches, vocab_size: int, num_labels: int, path: Path) -> Path:
+    """The batches as right-padded arrays plus the model sizes, for both workers."""
+    from kerasrnn.data.pipeline import _features, _targets
+
+    m, t = config.model, config.training
+    meta = {"vocab_size": vocab_size, "num_labels": num_labels, "embedding_dim": m.embedding_dim, "units": m.units,
+            "num_layers": m.num_layers, "output_dim": m.output_dim, "dropout": m.dropout, "seed": t.seed,
+            "learning_rate": t.learning_rate, "warmup_fraction": t.warmup_fraction, "clipnorm": t.clipnorm,
+            "min_learning_rate_ratio": t.min_learning_rate_ratio, "num_batches": len(batches),
+            "config": config.to_toml()}
+    arrays = {"meta": np.array(json.dumps(meta))}
+    for i, index in enumerate(batches):
+        width = int(data.lengths[index].max())
+        arrays[f"tok_{i}"] = _features(data, index, width)["token_ids"]
+        arrays[f"tgt_{i}"] = _targets(data, index, width)
+    np.savez(path, **arrays)
+    return path
+
+
+def run_ours(path: str, threads: int) -> dict:
+    """Our side: `model.fit` on a tf.data pipeline over the saved batches; same result keys as the reference."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import keras
+
+    from kerasrnn.config import Config
+    from kerasrnn.trainer import build_model, make_optimizer
+
+    saved = np.load(path)
+    meta = json.loads(str(saved["meta"]))
+    config = Config.from_dict(__import__("tomllib").loads(meta["config"]))
+    keras.utils.set_random_seed(config.training.seed)
+    model = build_model(config, meta["vocab_size"], meta["num_labels"], 0)
+    model.compile(optimizer=make_optimizer(config.training, meta["num_batches"]),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    n = meta["num_batches"]
+
+    def generate():
+        for i in range(n):
+            yield {"token_ids": saved[f"tok_{i}"]}, saved[f"tgt_{i}"]
+
+    signature = ({"token_ids": tf.TensorSpec([None, None], tf.int32)}, tf.TensorSpec([None, None], tf.int32))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(4)
+    begins, ends, losses = [], [], []
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            begins.append(time.perf_counter())
+
+        def on_train_batch_end(self, batch, logs=None):
+            ends.append(time.perf_counter())
+            losses.append(float(logs["loss"]))
+
+    model.fit(dataset, epochs=1, steps_per_epoch=n, callbacks=[Timer()], verbose=0)
+    # Keras' callback sees the batch only once its data is in hand: the gap between one batch's end and the
+    # next one's begin is the wait for data (plus callback overhead).
+    waits = [0.0] + [b - e for b, e in zip(begins[1:], ends[:-1], strict=True)]
+    tokens = [int((saved[f"tok_{i}"] != 0).sum()) for i in range(n)]
+    return {"ends": ends, "waits": waits, "tokens": tokens, "losses": losses,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def summarise(raw: dict) -> dict:
+    """Figures over the steps after warm-up: step time is end to end (compute plus any wait for data)."""
+    ends = np.array(raw["ends"])
+    step_times = np.diff(ends)[WARMUP_STEPS - 1 :]
+    tokens = int(np.sum(raw["tokens"][WARMUP_STEPS:]))
+    total = float(step_times.sum())
+    return {
+        "nonpad_tokens_per_second": round(tokens / total, 1),
+        "ms_per_step": round(1000 * float(np.median(step_times)), 2),
+        "ms_per_step_mean": round(1000 * total / len(step_times), 2),
+        "peak_rss_mb": round(raw["peak_rss_mb"], 1),
+        "steps_timed": int(len(step_times)),
+        "data_wait_fraction": round(float(np.sum(raw["waits"][WARMUP_STEPS:])) / total, 4),
+        "first_loss": round(raw["losses"][0], 4),
+        "last_loss": round(float(np.mean(raw["losses"][-10:])), 4),
+    }
+
+
+def run_side(side: str, batches_path: Path, threads: int) -> dict:
+    """One side in a fresh worker process; returns its summary."""
+    module = "training.benchmark" if side == "ours" else "training.torch_reference"
+    cmd = [sys.executable, "-m", module, "--worker", str(batches_path), str(threads)] if side == "ours" else [
+        sys.executable, "-m", module, str(batches_path), str(threads)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads),
+           "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return summarise(json.loads(line[len("RESULT "):]))
+    raise RuntimeError(f"{side} worker failed with exit code {proc.returncode}:\n{proc.stderr[-3000:]}")
+
+
+def padding_report(config_path: str, seed: int) -> dict:
+    """Padded share of positions in one epoch with length bucketing (ours) and with plain shuffled batches."""
+    from kerasrnn.data.pipeline import bucket_batches, padding_fraction
+
+    config, data, _, _ = load_case(config_path, "real", seed)
+    bucketed = bucket_batches(data, config.training.batch_size, seed=seed, epoch=0)
+    order = np.random.default_rng(seed).permutation(len(data))
+    plain = [order[i : i + config.training.batch_size] for i in range(0, len(order), config.training.batch_size)]
+    return {"bucketed": round(padding_fraction(data, bucketed), 4), "unbucketed": round(padding_fraction(data, plain), 4)}
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = list(result["cases"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = np.arange(len(cases))
+    for k, side in enumerate(("ours", "pytorch")):
+        values = [result["cases"][c][side]["nonpad_tokens_per_second"] for c in cases]
+        ax.bar(x + (k - 0.5) * 0.38, values, 0.38, label="kerasrnn (Keras 3 fit)" if side == "ours" else
+               "PyTorch reference")
+    for i, c in enumerate(cases):
+        ax.annotate(f"{result['cases'][c]['ratio']:.2f}x", (x[i], 0), xytext=(0, 4), textcoords="offset points",
+                    ha="center")
+    ax.set_xticks(x, cases)
+    ax.set_ylabel("non-pad tokens / second (training)")
+    ax.set_title(f"{result['config']}: {result['threads']} threads, {result['steps']} steps")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, seed: int = 0,
+              cases=("real", "synthetic_long")) -> dict:
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result = {"config": Path(config_path).stem, "threads": threads, "steps": steps, "cases": {}}
+    for case in cases:
+        config, data, vocab_size, num_labels = load_case(config_path, case, seed)
+        case_steps = steps if case == "real" else max(steps // 4, 10)
+        batches = batches_for(config, data, case_steps, seed)
+        path = save_batches(config, data, batches, vocab_size, num_labels, output_dir / f"batches_{case}.npz")
+        row = {"batch_size": config.training.batch_size,
+               "mean_length": round(float(np.mean([data.lengths[b].mean() for b in batches])), 2)}
+        try:
+            for side in ("ours", "pytorch"):
+                print(f"[train-bench] {case}: {side}, {case_steps} timed steps, {threads} threads", flush=True)
+                row[side] = run_side(side, path, threads)
+        finally:
+            path.unlink(missing_ok=True)
+        row["ratio"] = round(row["ours"]["nonpad_tokens_per_second"] / row["pytorch"]["nonpad_tokens_per_second"], 3)
+        result["cases"][case] = row
+    main = result["cases"][cases[0]]
+    result.update(ours=main["ours"], pytorch=main["pytorch"], ratio=main["ratio"])
+    pads = padding_report(config_path, seed)
+    result["padding_fraction"] = pads["bucketed"]
+    result["padding_fraction_unbucketed"] = pads["unbucketed"]
+    tmp = output_dir / "train_bench.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, output_dir / "train_bench.json")
+    plot(result, output_dir / "train_bench.png")
+    return result
