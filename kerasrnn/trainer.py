@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -193,12 +196,37 @@ def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
         from kerasrnn.pretraining import train_language_model
 
         return train_language_model(config, output_dir, verbose=verbose)
-    output_dir = Path(output_dir)
+    from kerasrnn import distribute
+
+    strategy = distribute.make_strategy()  # before any other TensorFlow work
+    workers = distribute.num_workers()
+    chief = distribute.is_chief()
+    # Only the chief writes the run directory; other workers write to a scratch folder they delete at the end.
+    output_dir = Path(output_dir) if chief else Path(tempfile.mkdtemp(prefix="kerasrnn-worker-"))
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "checkpoints").mkdir(exist_ok=True)
     t = config.training
     keras.utils.set_random_seed(t.seed)
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
+    try:
+        return _train(config, output_dir, strategy, workers, verbose)
+    finally:
+        if not chief:
+            shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def weights_fingerprint(model) -> str:
+    """A short hash of all weights (float32 bytes): equal on every worker of a multi-worker run."""
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: int) -> dict:
+    from kerasrnn import distribute
+
+    t = config.training
 
     train_examples = read_split(config, "train")
     if config.data.dev_file:
@@ -250,17 +278,18 @@ def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
         char_vocab.save(output_dir / "chars.txt")
     config.save(output_dir / "config.toml")
 
-    model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0)
-    if pretrained is not None:
-        from kerasrnn.transfer import transfer_weights
+    steps = steps_per_epoch(train_data, t.batch_size, min_rows=workers)
+    with strategy.scope():
+        model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0)
+        if pretrained is not None:
+            from kerasrnn.transfer import transfer_weights
 
-        written = transfer_weights(model, pretrained, freeze=config.model.freeze_encoder)
-        print(f"{config.task.name}: started {', '.join(written)} from {config.model.init_from} "
-              f"({len(pretrained.vocab)} of {len(vocab)} words pre-trained"
-              f"{'; frozen' if config.model.freeze_encoder else ''})", flush=True)
-    steps = steps_per_epoch(train_data, t.batch_size)
-    model.compile(optimizer=make_optimizer(t, steps * t.epochs),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            written = transfer_weights(model, pretrained, freeze=config.model.freeze_encoder)
+            print(f"{config.task.name}: started {', '.join(written)} from {config.model.init_from} "
+                  f"({len(pretrained.vocab)} of {len(vocab)} words pre-trained"
+                  f"{'; frozen' if config.model.freeze_encoder else ''})", flush=True)
+        model.compile(optimizer=make_optimizer(t, steps * t.epochs),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
     metric = config.task.metric
     monitor = DevMetric(config, dev_examples, dev_data, labels, output_dir / "checkpoints" / "best.keras")
@@ -271,12 +300,20 @@ def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
     ]
     print(f"{config.task.name}: {len(train_examples)} train / {len(dev_examples)} dev / {len(test_examples)} test "
           f"examples, vocabulary {len(vocab)}, {len(labels)} labels, {model.count_params():,} parameters, "
-          f"{steps} steps per epoch", flush=True)
+          f"{steps} steps per epoch; {distribute.describe(strategy)}", flush=True)
     class_weights = None
     if t.entity_weight != 1.0 and config.task.type == "tagging":
         class_weights = np.array([1.0 if tag == "O" else t.entity_weight for tag in labels.tokens], np.float32)
-    dataset = training_dataset(train_data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout,
-                               class_weights=class_weights)
+    if workers > 1:
+        # Each worker takes its rows of every global batch, so all workers step through the same batches.
+        dataset = strategy.distribute_datasets_from_function(lambda ctx: training_dataset(
+            train_data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout, class_weights=class_weights,
+            shard=(ctx.input_pipeline_id, ctx.num_input_pipelines)))
+        sample = next(iter(training_dataset(train_data, t.batch_size, seed=t.seed, class_weights=class_weights)))
+        _fit_multi_worker(model, strategy, sample)
+    else:
+        dataset = training_dataset(train_data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout,
+                                   class_weights=class_weights)
     start = time.perf_counter()
     history = model.fit(dataset, epochs=t.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
                         shuffle=False)
@@ -295,12 +332,32 @@ def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
         "epochs": epochs_run,
         "best_epoch": monitor.best_epoch + 1,
         "parameters": model.count_params(),
+        "distribution": distribute.describe(strategy),
+        "weights_fingerprint": weights_fingerprint(model),
+        "history": {k: [round(float(x), 6) for x in v] for k, v in history.history.items()},
     }
     _atomic_write_json(result, output_dir / "metrics.json")
     _plot_history(history.history, metric, output_dir / "history.png")
     print(f"{config.task.name}: best epoch {result['best_epoch']}, dev {metric} {result['dev'][metric]:.4f}, "
-          f"test {metric} {result['test'][metric]:.4f}", flush=True)
+          f"test {metric} {result['test'][metric]:.4f}; weights fingerprint {result['weights_fingerprint']}",
+          flush=True)
     return result
+
+
+def _fit_multi_worker(model, strategy, sample) -> None:
+    """Works around two faults of Keras 3.15 `fit()` under MultiWorkerMirroredStrategy (keras-team/keras#20329,
+    #20585), on this model instance only:
+    - fit() first all-reduces one input batch to build the model symbolically, which fails on dict inputs and on
+      batches whose width differs between workers: build from a local batch instead and skip that step;
+    - fit() averages the step's logs with `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars: the
+      step returns each log as a 1-element vector, whose mean over workers is the global value."""
+    import tensorflow as tf
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=sample)
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    train_step = model.train_step
+    model.train_step = lambda data: {k: tf.reshape(v, [1]) for k, v in train_step(data).items()}
 
 
 def evaluate(run_dir, path, *, artifact=None) -> dict:

@@ -17,12 +17,21 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, help="override training.seed")
     parser.add_argument("--epochs", type=int, help="override training.epochs")
     parser.add_argument("--init-from", help="override model.init_from (a pre-trained run directory; '' trains from scratch)")
+    parser.add_argument("--workers", help="multi-worker training: comma-separated host:port of every worker "
+                        "(the same list on each; sets TF_CONFIG)")
+    parser.add_argument("--worker-index", type=int, default=0, help="this process's position in --workers")
     args = parser.parse_args(argv)
 
     from kerasrnn.config import Config
     from kerasrnn.trainer import train
 
     try:
+        if args.workers:
+            import json
+
+            from kerasrnn.distribute import cluster_config
+
+            os.environ["TF_CONFIG"] = json.dumps(cluster_config(args.workers.split(","), args.worker_index))
         config = Config.load(args.config)
         files = {f"{k}_file": getattr(args, f"{k}_file") for k in ("train", "dev", "test")}
         files = {k: os.path.abspath(v) for k, v in files.items() if v}

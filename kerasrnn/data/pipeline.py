@@ -131,13 +131,16 @@ def training_dataset(
     boundaries: Sequence[int] = DEFAULT_BUCKET_BOUNDARIES,
     word_dropout: float = 0.0,
     class_weights: np.ndarray | None = None,
+    shard: tuple[int, int] = (0, 1),
 ):
     """A repeating tf.data pipeline of bucketed, right-padded (features, targets) batches, or
     (features, targets, sample_weights) batches when `class_weights` (one weight per target id) is given.
 
     Each pass over the data is one epoch with its own shuffle (`bucket_batches` with the epoch number).
     `word_dropout` replaces that fraction of valid token ids with the unknown id, so the model learns
-    a useful unknown-word vector.
+    a useful unknown-word vector. `shard=(i, n)` keeps rows i, i+n, ... of each batch (worker i of n in
+    multi-worker training; `batch_size` is then the global batch) and skips batches of fewer than n rows, as
+    `steps_per_epoch(..., min_rows=n)` counts them.
     """
     import tensorflow as tf
 
@@ -148,6 +151,9 @@ def training_dataset(
         rng = np.random.default_rng([seed, 10_007])
         while True:
             for index in bucket_batches(data, batch_size, seed=seed, epoch=epoch, boundaries=boundaries):
+                if len(index) < shard[1]:
+                    continue
+                index = index[shard[0] :: shard[1]]
                 width = int(data.lengths[index].max())
                 features = _features(data, index, width)
                 if word_dropout > 0:
@@ -177,5 +183,8 @@ def training_dataset(
     return ds.prefetch(4)
 
 
-def steps_per_epoch(data: EncodedData, batch_size: int, boundaries: Sequence[int] = DEFAULT_BUCKET_BOUNDARIES) -> int:
-    return len(bucket_batches(data, batch_size, seed=0, epoch=0, boundaries=boundaries))
+def steps_per_epoch(data: EncodedData, batch_size: int, boundaries: Sequence[int] = DEFAULT_BUCKET_BOUNDARIES,
+                    min_rows: int = 1) -> int:
+    """Batches per epoch (the same for every seed and epoch); `min_rows` skips smaller batches."""
+    batches = bucket_batches(data, batch_size, seed=0, epoch=0, boundaries=boundaries)
+    return sum(len(b) >= min_rows for b in batches)
