@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -151,21 +150,15 @@ def score(config: Config, examples: list[Example], labels: Vocabulary, probs) ->
 
 
 def _atomic_save_model(model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from kerasrnn.checkpointing import atomic_save_model
+
+    atomic_save_model(model, path)
 
 
 def _atomic_write_json(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from kerasrnn.checkpointing import atomic_write_json
+
+    atomic_write_json(obj, path)
 
 
 def _plot_history(history: dict, metric: str, path: Path) -> None:
@@ -189,9 +182,12 @@ def _plot_history(history: dict, metric: str, path: Path) -> None:
     plt.close(fig)
 
 
-def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
+def train(config: Config, output_dir, *, verbose: int | None = None, resume: bool = False) -> dict:
     """Trains the config's task model, keeps the best epoch on the dev metric, evaluates dev and test,
-    and writes the run directory. Returns the metrics dict written to `metrics.json`."""
+    and writes the run directory. Returns the metrics dict written to `metrics.json`.
+
+    `resume=True` continues an interrupted run in `output_dir` from its last epoch checkpoint (see
+    `kerasrnn.checkpointing`); the config must be the one the run was started with."""
     if config.task.type == "language_model":
         from kerasrnn.pretraining import train_language_model
 
@@ -209,7 +205,7 @@ def train(config: Config, output_dir, *, verbose: int | None = None) -> dict:
     keras.utils.set_random_seed(t.seed)
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     try:
-        return _train(config, output_dir, strategy, workers, verbose)
+        return _train(config, output_dir, strategy, workers, verbose, resume and chief)
     finally:
         if not chief:
             shutil.rmtree(output_dir, ignore_errors=True)
@@ -223,10 +219,26 @@ def weights_fingerprint(model) -> str:
     return digest.hexdigest()[:16]
 
 
-def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: int) -> dict:
+def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: int, resume: bool) -> dict:
     from kerasrnn import distribute
+    from kerasrnn.checkpointing import (
+        EpochCheckpoint,
+        FaultInjection,
+        StopOnNaN,
+        TrainingDiverged,
+        read_state,
+    )
 
     t = config.training
+    checkpoint_dir = output_dir / "checkpoints"
+    state = read_state(checkpoint_dir) if resume else None
+    if resume and state is None:
+        raise ValueError(f"--resume: {checkpoint_dir} holds no {('state.json')}; nothing to resume")
+    if state is not None and (output_dir / "config.toml").read_text(encoding="utf-8") != config.to_toml():
+        raise ValueError(f"--resume: the config differs from {output_dir / 'config.toml'}, which the interrupted "
+                         "run was started with; resume with that config")
+    for leftover in checkpoint_dir.glob("*.tmp*"):  # half-written by a killed process; never read
+        leftover.unlink()
 
     train_examples = read_split(config, "train")
     if config.data.dev_file:
@@ -281,7 +293,9 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
     steps = steps_per_epoch(train_data, t.batch_size, min_rows=workers)
     with strategy.scope():
         model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0)
-        if pretrained is not None:
+        if state is not None:
+            pass  # the checkpoint below holds every weight, transferred or not
+        elif pretrained is not None:
             from kerasrnn.transfer import transfer_weights
 
             written = transfer_weights(model, pretrained, freeze=config.model.freeze_encoder)
@@ -290,12 +304,32 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
                   f"{'; frozen' if config.model.freeze_encoder else ''})", flush=True)
         model.compile(optimizer=make_optimizer(t, steps * t.epochs),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        if state is not None:  # weights, optimizer moments and step (so the schedule) of the last epoch
+            checkpoint = keras.saving.load_model(checkpoint_dir / state["checkpoint"], safe_mode=True)
+            model.optimizer.build(model.trainable_variables)
+            model.set_weights(checkpoint.get_weights())
+            for mine, saved in zip(model.optimizer.variables, checkpoint.optimizer.variables, strict=True):
+                mine.assign(saved)
 
     metric = config.task.metric
-    monitor = DevMetric(config, dev_examples, dev_data, labels, output_dir / "checkpoints" / "best.keras")
+    monitor = DevMetric(config, dev_examples, dev_data, labels, checkpoint_dir / "best.keras", patience=t.patience)
+    initial_epoch, seconds_before, history_before = 0, 0.0, {}
+    if state is not None:
+        initial_epoch, seconds_before = state["completed_epochs"], state["train_seconds"]
+        history_before = state["history"]
+        monitor.best, monitor.best_epoch = state["best"], state["best_epoch"]
+        monitor.best_weights = keras.saving.load_model(checkpoint_dir / "best.keras", safe_mode=True).get_weights()
+        print(f"{config.task.name}: resuming after epoch {initial_epoch} from {checkpoint_dir / state['checkpoint']} "
+              f"(best dev {metric} {monitor.best:.4f} at epoch {monitor.best_epoch + 1})", flush=True)
+    start = time.perf_counter()
+    checkpointer = EpochCheckpoint(checkpoint_dir, monitor, history_before, seconds_before,
+                                   clock=lambda: time.perf_counter() - start)
+    nan_stop = StopOnNaN(checkpointer)
     callbacks = [
+        nan_stop,
+        FaultInjection(),
         monitor,
-        keras.callbacks.EarlyStopping(monitor=f"val_{metric}", mode="max", patience=t.patience),
+        checkpointer,
         keras.callbacks.TensorBoard(log_dir=str(output_dir / "logs"), write_graph=False),
     ]
     print(f"{config.task.name}: {len(train_examples)} train / {len(dev_examples)} dev / {len(test_examples)} test "
@@ -313,12 +347,20 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
         _fit_multi_worker(model, strategy, sample)
     else:
         dataset = training_dataset(train_data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout,
-                                   class_weights=class_weights)
+                                   class_weights=class_weights, start_epoch=initial_epoch)
     start = time.perf_counter()
-    history = model.fit(dataset, epochs=t.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
-                        shuffle=False)
-    train_seconds = time.perf_counter() - start
-    epochs_run = len(history.history["loss"])
+    model.fit(dataset, epochs=t.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
+              shuffle=False, initial_epoch=initial_epoch)
+    if nan_stop.where is not None:
+        epoch, step = nan_stop.where
+        last = read_state(checkpoint_dir)
+        kept = (f"the last good checkpoint is {checkpoint_dir / last['checkpoint']} (after epoch "
+                f"{last['completed_epochs']}); --resume continues from it" if last else "no epoch had finished")
+        raise TrainingDiverged(f"{config.task.name}: the training loss became NaN or infinite at epoch {epoch}, "
+                               f"step {step}; {kept}. Lower training.learning_rate or training.clipnorm.")
+    train_seconds = seconds_before + time.perf_counter() - start
+    history = checkpointer.history
+    epochs_run = len(history["loss"])
     model.set_weights(monitor.best_weights)
     _atomic_save_model(model, output_dir / "model.keras")
 
@@ -334,10 +376,10 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
         "parameters": model.count_params(),
         "distribution": distribute.describe(strategy),
         "weights_fingerprint": weights_fingerprint(model),
-        "history": {k: [round(float(x), 6) for x in v] for k, v in history.history.items()},
+        "history": {k: [round(float(x), 6) for x in v] for k, v in history.items()},
     }
     _atomic_write_json(result, output_dir / "metrics.json")
-    _plot_history(history.history, metric, output_dir / "history.png")
+    _plot_history(history, metric, output_dir / "history.png")
     print(f"{config.task.name}: best epoch {result['best_epoch']}, dev {metric} {result['dev'][metric]:.4f}, "
           f"test {metric} {result['test'][metric]:.4f}; weights fingerprint {result['weights_fingerprint']}",
           flush=True)
@@ -389,16 +431,19 @@ class DevMetric(keras.callbacks.Callback):
     """Keras callback: the task metric on the dev set after each epoch (logged as `val_<metric>`), the best
     weights kept in memory and saved atomically to `checkpoint_path`."""
 
-    def __init__(self, config, examples, data, labels, checkpoint_path):
+    def __init__(self, config, examples, data, labels, checkpoint_path, patience: int | None = None):
         super().__init__()
         self.config, self.examples, self.data, self.labels = config, examples, data, labels
         self.checkpoint_path = Path(checkpoint_path)
         self.best, self.best_epoch, self.best_weights = -np.inf, -1, None
+        self.patience = patience
         self.runner = None
 
     def on_epoch_end(self, epoch, logs=None):
         from kerasrnn.runtime.runners import KerasRunner
 
+        if not np.isfinite(logs.get("loss", 0.0)):
+            return  # diverged: StopOnNaN has stopped training; keep the last good checkpoint
         metric = self.config.task.metric
         self.runner = self.runner or KerasRunner(model=self.model)
         probs = predict(self.model, self.data, runner=self.runner)
@@ -408,3 +453,5 @@ class DevMetric(keras.callbacks.Callback):
             self.best, self.best_epoch = value, epoch
             self.best_weights = self.model.get_weights()
             _atomic_save_model(self.model, self.checkpoint_path)
+        if self.patience is not None and epoch - self.best_epoch >= self.patience:
+            self.model.stop_training = True  # early stopping on the dev metric

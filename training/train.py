@@ -17,6 +17,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, help="override training.seed")
     parser.add_argument("--epochs", type=int, help="override training.epochs")
     parser.add_argument("--init-from", help="override model.init_from (a pre-trained run directory; '' trains from scratch)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --output-dir from its last epoch checkpoint")
     parser.add_argument("--workers", help="multi-worker training: comma-separated host:port of every worker "
                         "(the same list on each; sets TF_CONFIG)")
     parser.add_argument("--worker-index", type=int, default=0, help="this process's position in --workers")
@@ -43,10 +45,13 @@ def main(argv=None):
             config = config.replace("model", init_from=args.init_from)
         if args.epochs is not None:
             config = config.replace("training", epochs=args.epochs)
-        train(config, args.output_dir)
+        train(config, args.output_dir, resume=args.resume)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # TrainingDiverged: the message names the last good checkpoint
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -132,6 +132,7 @@ def training_dataset(
     word_dropout: float = 0.0,
     class_weights: np.ndarray | None = None,
     shard: tuple[int, int] = (0, 1),
+    start_epoch: int = 0,
 ):
     """A repeating tf.data pipeline of bucketed, right-padded (features, targets) batches, or
     (features, targets, sample_weights) batches when `class_weights` (one weight per target id) is given.
@@ -140,7 +141,8 @@ def training_dataset(
     `word_dropout` replaces that fraction of valid token ids with the unknown id, so the model learns
     a useful unknown-word vector. `shard=(i, n)` keeps rows i, i+n, ... of each batch (worker i of n in
     multi-worker training; `batch_size` is then the global batch) and skips batches of fewer than n rows, as
-    `steps_per_epoch(..., min_rows=n)` counts them.
+    `steps_per_epoch(..., min_rows=n)` counts them. `start_epoch` begins at that epoch with the batches and word
+    dropout an uninterrupted run would have there (a resumed run sees the same data).
     """
     import tensorflow as tf
 
@@ -155,6 +157,10 @@ def training_dataset(
                     continue
                 index = index[shard[0] :: shard[1]]
                 width = int(data.lengths[index].max())
+                if epoch < start_epoch:  # replay the random draws of the epochs already done
+                    if word_dropout > 0:
+                        rng.random((len(index), width))
+                    continue
                 features = _features(data, index, width)
                 if word_dropout > 0:
                     tok = features["token_ids"]

@@ -1,0 +1,147 @@
+"""Resumable training: per-epoch checkpoints with optimizer state, a state file, divergence and fault handling.
+
+After each finished epoch the chief writes `checkpoints/epoch_NNN.keras` (model, optimizer state, and so the
+schedule's step) atomically, then `checkpoints/state.json` (atomically) naming it, then deletes older epoch
+files. A process killed at any moment leaves `state.json` naming a complete checkpoint; `--resume` continues
+from it at the next epoch, with the data order of an uninterrupted run (batches and word dropout are
+deterministic per epoch). At most the interrupted epoch is lost.
+
+A non-finite loss stops training at once: no checkpoint is written after it, and `TrainingDiverged` names the
+last good one. `KERASRNN_FAULT` injects faults for tests: `nan_at_step=N` (weights turn NaN at global step N),
+`kill_in_checkpoint=N` (SIGKILL while epoch N's checkpoint is half written), `kill_at_step=N` (SIGKILL at step N).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import keras
+import numpy as np
+
+STATE_FILE = "state.json"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+def _fault(name: str) -> int | None:
+    spec = os.environ.get("KERASRNN_FAULT", "")
+    key, _, value = spec.partition("=")
+    return int(value) if key == name and value.isdigit() else None
+
+
+def atomic_save_model(model, path: Path) -> None:
+    """Writes `path` through a temporary file, fsynced, then renamed: readers see the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    kill_epoch = _fault("kill_in_checkpoint")
+    if kill_epoch is not None and path.name == epoch_file(kill_epoch):
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(obj, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def epoch_file(epoch: int) -> str:
+    return f"epoch_{epoch:03d}.keras"
+
+
+def read_state(checkpoint_dir: Path) -> dict | None:
+    path = Path(checkpoint_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); delete the checkpoints folder to start over") from None
+    if not (Path(checkpoint_dir) / state["checkpoint"]).is_file():
+        raise ValueError(f"{path} names {state['checkpoint']}, which is missing")
+    return state
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the model with its optimizer after every epoch, then the state file (see the module docstring)."""
+
+    def __init__(self, checkpoint_dir: Path, monitor, history: dict | None = None, seconds: float = 0.0,
+                 clock=None):
+        super().__init__()
+        self.dir = Path(checkpoint_dir)
+        self.monitor = monitor
+        self.history = {k: list(v) for k, v in (history or {}).items()}
+        self.seconds, self.clock = seconds, clock
+        self.diverged = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged or not np.isfinite(logs.get("loss", 0.0)):
+            return
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(float(v))
+        name = epoch_file(epoch + 1)
+        atomic_save_model(self.model, self.dir / name)
+        state = {
+            "completed_epochs": epoch + 1,
+            "checkpoint": name,
+            "best": float(self.monitor.best),
+            "best_epoch": int(self.monitor.best_epoch),
+            "stale_epochs": int(epoch - self.monitor.best_epoch),
+            "history": self.history,
+            "train_seconds": self.seconds + (self.clock() if self.clock else 0.0),
+        }
+        atomic_write_json(state, self.dir / STATE_FILE)
+        for old in self.dir.glob("epoch_*.keras"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops at the first non-finite loss and remembers where (the epoch is not checkpointed)."""
+
+    def __init__(self, checkpointer: EpochCheckpoint | None = None):
+        super().__init__()
+        self.checkpointer = checkpointer
+        self.where = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.all(np.isfinite(loss)):
+            self.where = (self.epoch + 1, batch + 1)
+            self.model.stop_training = True
+            if self.checkpointer is not None:
+                self.checkpointer.diverged = True
+
+
+class FaultInjection(keras.callbacks.Callback):
+    """Test faults from `KERASRNN_FAULT` (`nan_at_step=N`, `kill_at_step=N`); does nothing without it."""
+
+    def __init__(self):
+        super().__init__()
+        self.step = 0
+        self.nan_at, self.kill_at = _fault("nan_at_step"), _fault("kill_at_step")
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step += 1
+        if self.kill_at is not None and self.step == self.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.nan_at is not None and self.step == self.nan_at:
+            for w in self.model.trainable_weights:
+                w.assign(np.full(w.shape, np.nan, dtype=w.dtype))

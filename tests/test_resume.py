@@ -1,0 +1,103 @@
+"""Interrupted and diverging training: SIGKILL mid-epoch and mid-checkpoint, --resume, NaN loss."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import kerasrnn  # noqa: F401
+from tests.test_training import tagging_file, write_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_train(config, out, *extra, fault=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("KERASRNN_FAULT", None)
+    if fault:
+        env["KERASRNN_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "training.train", "--config", str(config), "--output-dir", str(out),
+                           *extra], cwd=ROOT, capture_output=True, text=True, env=env, timeout=400)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("resume")
+    files = [tagging_file(tmp / f"{s}.conllu", n, i) for i, (s, n) in enumerate([("train", 80), ("dev", 20),
+                                                                                   ("test", 20)])]
+    # 10 steps per epoch (80 rows, batch 8), 4 epochs, no early stop
+    config = write_config(tmp, *files, epochs=4, patience=9)
+    uninterrupted = tmp / "full"
+    assert run_train(config, uninterrupted).returncode == 0
+    return tmp, config, json.loads((uninterrupted / "metrics.json").read_text())
+
+
+def assert_loadable(run_dir):
+    """Every checkpoint is complete; a temporary file a kill left behind is never read (resume deletes it)."""
+    for path in (run_dir / "checkpoints").glob("*.keras"):
+        if ".tmp" not in path.name:
+            keras.saving.load_model(path, safe_mode=True)
+
+
+def test_sigkill_mid_epoch_then_resume_loses_at_most_that_epoch(setup):
+    tmp, config, full = setup
+    out = tmp / "killed_mid_epoch"
+    killed = run_train(config, out, fault="kill_at_step=25")  # epoch 3, step 5
+    assert killed.returncode == -9
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert state["completed_epochs"] == 2 and state["checkpoint"] == "epoch_002.keras"
+    assert_loadable(out)
+    resumed = run_train(config, out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after epoch 2" in resumed.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 4
+    # epochs 1-2 come from the checkpointed state; epoch 3 restarts with the same batches, word dropout, weights
+    # and optimizer state (only the dropout masks differ: Keras' seed-generator state is not in a .keras file),
+    # so it continues the curve instead of starting over (a fresh start would sit near epoch 1's loss).
+    loss, reference = metrics["history"]["loss"], full["history"]["loss"]
+    np.testing.assert_allclose(loss[:2], reference[:2], rtol=1e-6)
+    assert loss[2] == pytest.approx(reference[2], rel=0.05)
+    assert loss[3] < loss[1]
+    assert metrics["test"]["accuracy"] == pytest.approx(full["test"]["accuracy"], abs=0.03)
+
+
+def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(setup):
+    tmp, config, _ = setup
+    out = tmp / "killed_in_checkpoint"
+    killed = run_train(config, out, fault="kill_in_checkpoint=3")
+    assert killed.returncode == -9
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert state["completed_epochs"] == 2  # epoch 3's file never replaced anything
+    assert not (out / "checkpoints" / "epoch_003.keras").exists()
+    assert_loadable(out)
+    resumed = run_train(config, out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 4
+    assert not list((out / "checkpoints").glob("*.tmp*"))
+
+
+def test_nan_loss_stops_with_a_clear_message_and_the_last_good_checkpoint(setup):
+    tmp, config, _ = setup
+    out = tmp / "nan"
+    result = run_train(config, out, fault="nan_at_step=23")
+    assert result.returncode == 3
+    assert "loss became NaN or infinite at epoch 3, step 3" in result.stderr
+    assert "epoch_002.keras (after epoch 2); --resume continues from it" in result.stderr
+    assert_loadable(out)
+    weights = keras.saving.load_model(out / "checkpoints" / "epoch_002.keras", safe_mode=True).get_weights()
+    assert all(np.isfinite(w).all() for w in weights)
+    assert not (out / "metrics.json").exists()
+
+
+def test_resume_refuses_a_changed_config_or_nothing_to_resume(setup, tmp_path):
+    tmp, config, _ = setup
+    other = write_config(tmp_path, *[tmp / f"{s}.conllu" for s in ("train", "dev", "test")], epochs=5, patience=9)
+    result = run_train(other, tmp / "full", "--resume")
+    assert result.returncode == 2 and "the config differs from" in result.stderr
+    result = run_train(config, tmp_path / "empty", "--resume")
+    assert result.returncode == 2 and "nothing to resume" in result.stderr
