@@ -54,7 +54,9 @@ def load_run(run_dir) -> Run:
     labels = (None if config.task.type == "language_model"
               else Vocabulary.load(run_dir / "labels.txt", special_tokens=False))
     char_vocab = Vocabulary.load(run_dir / "chars.txt") if config.data.use_chars else None
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    from kerasrnn.safe_load import load_model
+
+    model = load_model(run_dir / "model.keras")
     return Run(config, model, vocab, labels, char_vocab)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from kerasrnn.text.vocabulary import Vocabulary
@@ -42,7 +41,9 @@ def load_pretrained(run_dir) -> Pretrained:
     config = Config.load(run_dir / "config.toml")
     vocab = Vocabulary.load(run_dir / "vocab.txt", lowercase=config.data.lowercase)
     char_vocab = Vocabulary.load(run_dir / "chars.txt") if config.data.use_chars else None
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    from kerasrnn.safe_load import load_model
+
+    model = load_model(run_dir / "model.keras")
     return Pretrained(run_dir, config, model, vocab, char_vocab)
 
 

@@ -195,11 +195,13 @@ def read_sst(path, tokenizer: WordTokenizer | None = None) -> list[Example]:
 def split_sentences(tokens: list[str], max_length: int) -> list[tuple[str, ...]]:
     """Cuts a paragraph's tokens after each `.`, `!` or `?` (closing quotes stay with their sentence), then
     cuts sentences longer than `max_length` tokens into pieces."""
+    closers = ('"', "'", "''", ")")
     sentences, current = [], []
     for i, tok in enumerate(tokens):
         current.append(tok)
         next_tok = tokens[i + 1] if i + 1 < len(tokens) else ""
-        if tok in SENTENCE_END and next_tok not in ('"', "'", "''", ")", *SENTENCE_END):
+        ends = tok in SENTENCE_END or (tok in closers and len(current) > 1 and current[-2] in SENTENCE_END)
+        if ends and next_tok not in (*closers, *SENTENCE_END):
             sentences.append(current)
             current = []
     if current:

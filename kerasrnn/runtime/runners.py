@@ -155,16 +155,14 @@ class KerasRunner(Runner):
     returns softmax(logits). The id ranges come from the model's encoder."""
 
     def __init__(self, path=None, *args, model=None, **kwargs):
-        import keras
         import tensorflow as tf
 
         import kerasrnn  # noqa: F401  (registers the classes)
 
         if model is None:
-            try:
-                model = keras.saving.load_model(str(path), safe_mode=True)
-            except Exception as e:  # Keras raises many types for a bad archive
-                raise ValueError(f"{path}: not a loadable kerasrnn .keras model: {e}") from None
+            from kerasrnn.safe_load import load_model
+
+            model = load_model(path)
         encoder = getattr(model, "encoder", None)
         if encoder is None:
             raise ValueError(f"{path}: not a kerasrnn task model (no encoder)")

@@ -114,3 +114,34 @@ def test_sst_lines(tmp_path):
 def test_unknown_format_is_named(tmp_path):
     with pytest.raises(ValueError, match="unknown data format 'tsv'"):
         read_examples(write(tmp_path, "x"), "tsv")
+
+
+def test_a_lone_surrogate_in_the_bytes_names_the_line(tmp_path):
+    path = tmp_path / "s.conll"
+    path.write_bytes(b"ok\tO\n\n" + "bad".encode() + b"\xed\xa0\x80\tO\n")  # UTF-8 bytes of U+D800
+    with pytest.raises(DataFormatError, match=r"s\.conll:3: not valid UTF-8"):
+        read_conll(path)
+
+
+def test_a_million_character_line_is_read_in_bounded_time(tmp_path):
+    import time
+
+    path = tmp_path / "long.txt"
+    path.write_text("1 " + "word " * 200_000 + "\n")  # 1,000,002 characters
+    start = time.perf_counter()
+    (example,) = read_sst(path)
+    assert time.perf_counter() - start < 10
+    assert len(example.tokens) <= 100_000 // 5 + 1  # the tokenizer cuts the text at 100,000 characters
+
+
+def test_raw_and_pretokenized_text_become_sentences(tmp_path):
+    from kerasrnn.data.readers import read_text, read_tokens
+
+    wiki = tmp_path / "wiki.txt"
+    wiki.write_text(" = Heading = \n It cost 1 @,@ 000 dollars . A well @-@ known \" quote . \" Done\n")
+    assert [e.tokens for e in read_tokens(wiki)] == [
+        ("It", "cost", "1,000", "dollars", "."), ("A", "well-known", '"', "quote", ".", '"'), ("Done",)]
+    prose = tmp_path / "prose.txt"
+    prose.write_text("First line\nof a paragraph. Second!\n\nNew paragraph")
+    assert [e.tokens for e in read_text(prose, max_length=3)] == [
+        ("First", "line", "of"), ("a", "paragraph", "."), ("Second", "!"), ("New", "paragraph")]

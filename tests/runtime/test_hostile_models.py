@@ -75,3 +75,26 @@ def test_onnx_external_data_outside_its_folder_is_refused(tmp_path):
 def test_a_valid_onnx_still_loads(tmp_path):
     runner = load_runner(tiny_onnx(tmp_path / "ok.onnx"), vocabulary_size=10)
     np.testing.assert_array_equal(runner({"token_ids": np.array([[3, 4]])}), [[3, 4]])
+
+
+def test_keras_file_with_a_path_like_layer_name_is_refused(tmp_path):
+    good = tmp_path / "good.keras"
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")]).save(good)
+    path = tmp_path / "traversal.keras"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.namelist():
+            data = src.read(item)
+            if item == "config.json":
+                data = data.replace(b'"name": "dense"', b'"name": "../../evil"')
+            dst.writestr(item, data)
+    with pytest.raises(ValueError, match=r"layer name '../../evil' contains a path separator or '\.\.'"):
+        load_runner(path, vocabulary_size=10)
+
+
+def test_keras_archive_with_a_member_outside_it_is_refused(tmp_path):
+    path = tmp_path / "member.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", "{}")
+        z.writestr("../outside.txt", "x")
+    with pytest.raises(ValueError, match="points outside the archive"):
+        load_runner(path, vocabulary_size=10)
