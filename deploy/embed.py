@@ -69,8 +69,7 @@ def cosine_matrix(x: np.ndarray) -> np.ndarray:
 
 
 def nearest_sense_agreement(vectors: np.ndarray, hints: list[str]) -> float | None:
-    """Share of hinted occurrences whose nearest other hinted occurrence (cosine) has the same hint; ties among
-    identical vectors go to the first, so static vectors score the majority share."""
+    """Share of hinted occurrences whose nearest other hinted occurrence (cosine) has the same sense hint."""
     idx = [i for i, h in enumerate(hints) if h != "no cue"]
     if len(idx) < 2:
         return None
@@ -78,6 +77,13 @@ def nearest_sense_agreement(vectors: np.ndarray, hints: list[str]) -> float | No
     np.fill_diagonal(sims, -np.inf)
     nearest = sims.argmax(1)
     return float(np.mean([hints[idx[i]] == hints[idx[j]] for i, j in enumerate(nearest)]))
+
+
+def majority_share(hints: list[str]) -> float | None:
+    """What always guessing the most common sense hint scores: the baseline of `nearest_sense_agreement` (a
+    static vector is the same in every sentence and cannot do better)."""
+    hinted = [h for h in hints if h != "no cue"]
+    return max(hinted.count(h) for h in set(hinted)) / len(hinted) if len(hinted) >= 2 else None
 
 
 def gather(examples, words, per_word: int, seed: int):
@@ -149,16 +155,15 @@ def main(argv=None):
         summary[word] = {
             "sentences": len(occ),
             "hints": {s: hints.count(s) for s in senses},
-            "nearest_neighbour_same_sense": {
-                "contextual": nearest_sense_agreement(contextual, hints),
-                "static": nearest_sense_agreement(static, hints),
-            },
+            "nearest_neighbour_same_sense": nearest_sense_agreement(contextual, hints),
+            "majority_share": majority_share(hints),
+            # case variants (Bank / bank): the character features read the original case
             "static_vectors_distinct": int(len(np.unique(static.round(6), axis=0))),
         }
-        print(f"\n== {word}: {len(occ)} sentences; nearest neighbour has the same sense hint: "
-              f"contextual {summary[word]['nearest_neighbour_same_sense']['contextual']}, "
-              f"static {summary[word]['nearest_neighbour_same_sense']['static']} "
-              f"({summary[word]['static_vectors_distinct']} distinct static vector)")
+        nn, base = summary[word]["nearest_neighbour_same_sense"], summary[word]["majority_share"]
+        print(f"\n== {word}: {len(occ)} sentences; nearest contextual neighbour has the same sense hint: "
+              f"{_fmt(nn)} (always guessing the commonest hint: {_fmt(base)}); "
+              f"{summary[word]['static_vectors_distinct']} distinct static vector(s)")
         sims = cosine_matrix(contextual)
         np.fill_diagonal(sims, -np.inf)
         shown = [i for i, h in enumerate(hints) if h != "no cue"][: args.neighbours] or list(range(args.neighbours))
@@ -174,9 +179,10 @@ def main(argv=None):
         for k, (word, pts) in enumerate(zip(static_labels, static_points, strict=True)):
             sel = points[start : start + len(pts)]
             start += len(pts)
+            distinct = len(np.unique(pts.round(6), axis=0))
             ax.scatter(sel[:, 0], sel[:, 1], s=60, c=COLOURS[k % len(COLOURS)],
-                       label=f"{word}: {len(pts)} sentences, 1 point")
-    ax.set_title("layer 0 (static): one vector per word")
+                       label=f"{word}: {len(pts)} sentences, {distinct} point{'s' if distinct > 1 else ''}")
+    ax.set_title("layer 0 (static): one vector per spelling")
     ax.legend(fontsize=7)
     fig.suptitle(f"Contextual vs static vectors, PCA per panel ({Path(args.run_dir).name})")
     fig.tight_layout()
@@ -185,6 +191,10 @@ def main(argv=None):
     (out_dir / "contexts.json").write_text(json.dumps({"layer": layer, "words": summary}, indent=2) + "\n")
     print(f"\nwrote {out_dir / 'contexts.png'} and {out_dir / 'contexts.json'}")
     return 0
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def _snippet(occurrence, width: int = 6) -> str:

@@ -16,8 +16,8 @@ WORDS = ["the", "a", "cat", "dog", "bird", "runs", "sees", "eats", "river", "ban
 
 def text_file(path, n, seed):
     rng = np.random.default_rng(seed)
-    lines = [" ".join(rng.choice(WORDS[:2]) + " " + rng.choice(WORDS[2:5]) + " " + rng.choice(WORDS[5:8])
-                      + " " + rng.choice(WORDS[:2]) + " " + rng.choice(WORDS[8:11]) + " .") for _ in range(n)]
+    lines = [" ".join([rng.choice(WORDS[:2]), rng.choice(WORDS[2:5]), rng.choice(WORDS[5:8]), rng.choice(WORDS[:2]),
+                       rng.choice(WORDS[8:11]), "."]) for _ in range(n)]
     path.write_text("[ A title line ]\n" + "\n".join(lines) + "\n")
     return path
 
@@ -188,3 +188,27 @@ def test_embedder_export_matches_the_keras_bilm(lm_run, tmp_path):
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["output"]["name"] == "vectors" and meta["output"]["shape"][-1] == 16 and "labels" not in meta
     assert "parity max_abs" in (tmp_path / "report.md").read_text()
+
+
+def test_embed_picture_script_writes_png_and_json(lm_run, tmp_path, capsys):
+    from deploy import embed
+
+    assert embed.main(["--run-dir", str(lm_run), "--words", "bank,cat", "--per-word", "12",
+                       "--output-dir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "contexts.json").read_text())
+    assert summary["layer"] == 2 and summary["words"]["bank"]["sentences"] == 12
+    assert summary["words"]["bank"]["static_vectors_distinct"] == 1
+    assert (tmp_path / "contexts.png").stat().st_size > 10_000
+    assert "nearest contextual neighbour" in capsys.readouterr().out
+
+
+def test_sense_hints_and_baselines():
+    from deploy.embed import majority_share, nearest_sense_agreement, sense_hint
+
+    assert sense_hint("bank", ["the", "river", "bank"]) == "river"
+    assert sense_hint("bank", ["money", "in", "the", "bank"]) == "money"
+    assert sense_hint("bank", ["river", "money", "bank"]) == "no cue"  # a tie is no hint
+    hints = ["a", "a", "b", "no cue"]
+    assert majority_share(hints) == pytest.approx(2 / 3)
+    vectors = np.array([[1.0, 0], [0.9, 0.1], [0, 1.0], [5, 5]])
+    assert nearest_sense_agreement(vectors, hints) == pytest.approx(2 / 3)  # b's nearest is an a

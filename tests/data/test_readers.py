@@ -118,7 +118,7 @@ def test_unknown_format_is_named(tmp_path):
 
 def test_a_lone_surrogate_in_the_bytes_names_the_line(tmp_path):
     path = tmp_path / "s.conll"
-    path.write_bytes(b"ok\tO\n\n" + "bad".encode() + b"\xed\xa0\x80\tO\n")  # UTF-8 bytes of U+D800
+    path.write_bytes(b"ok\tO\n\n" + b"bad" + b"\xed\xa0\x80\tO\n")  # UTF-8 bytes of U+D800
     with pytest.raises(DataFormatError, match=r"s\.conll:3: not valid UTF-8"):
         read_conll(path)
 
