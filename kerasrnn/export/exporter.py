@@ -262,29 +262,43 @@ def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
         probs = run_batched(runner, rows)
         reference = _valid_outputs([keras_probs[i] for i in index], config.task.type)
         outputs = _valid_outputs(probs, config.task.type)
-        cos = np.sum(outputs * reference, -1) / (np.linalg.norm(outputs, axis=-1) * np.linalg.norm(reference, axis=-1))
         scored = [examples[i] for i in index]
-        check = _subset(rows, range(min(settings.parity_sentences, len(rows))))
-        pad_diff = max(float(np.abs(a - b).max()) for a, b in zip(
-            run_batched(runner, check), _padded_outputs(runner, check, settings.extra_padding, fixed), strict=True))
-        ops = tflite_ops(path) if name.endswith(".tflite") else onnx_ops(path)
         report[name] = {
-            "bytes": path.stat().st_size,
-            "ops": ops,
             "test_metric": score(config, scored, run.labels, probs)[config.task.metric],
             "keras_test_metric": (keras_metric if fixed is None else
                                   score(config, scored, run.labels, [keras_probs[i] for i in index])[config.task.metric]),
-            "parity": {"max_abs": float(np.abs(outputs - reference).max()), "mean_cos": float(cos.mean()),
-                       "argmax_agreement": float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))},
-            "padding_max_diff": pad_diff,
-            "latency_ms": _latency(runner, _fit_length(lat_features, fixed), settings.latency_runs),
+            **_artifact_checks(runner, path, rows, outputs, reference, settings, lat_features, f"{len(index)} of "
+                               f"{len(data)}"),
         }
-        if fixed is not None:
-            report[name]["fixed_length"] = fixed
-            report[name]["rows_scored"] = f"{len(index)} of {len(data)}"
-            if fixed < settings.latency_tokens:
-                report[name]["latency_tokens"] = fixed
+        report[name]["parity"]["argmax_agreement"] = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
     return report
+
+
+def _artifact_checks(runner, path: Path, rows, outputs, reference, settings: ExportSettings, lat_features,
+                     rows_scored: str) -> dict:
+    """Size, ops, parity (max |difference|, mean and minimum cosine on valid positions), padding and latency."""
+    from kerasrnn.runtime.runners import run_batched
+
+    fixed = getattr(runner, "fixed_length", None)
+    cos = np.sum(outputs * reference, -1) / np.maximum(
+        np.linalg.norm(outputs, axis=-1) * np.linalg.norm(reference, axis=-1), 1e-12)
+    check = _subset(rows, range(min(settings.parity_sentences, len(rows))))
+    pad_diff = max(float(np.abs(a - b).max()) for a, b in zip(
+        run_batched(runner, check), _padded_outputs(runner, check, settings.extra_padding, fixed), strict=True))
+    result = {
+        "bytes": path.stat().st_size,
+        "ops": tflite_ops(path) if path.suffix == ".tflite" else onnx_ops(path),
+        "parity": {"max_abs": float(np.abs(outputs - reference).max()), "mean_cos": float(cos.mean()),
+                   "min_cos": float(cos.min())},
+        "padding_max_diff": pad_diff,
+        "latency_ms": _latency(runner, _fit_length(lat_features, fixed), settings.latency_runs),
+    }
+    if fixed is not None:
+        result["fixed_length"] = fixed
+        result["rows_scored"] = rows_scored
+        if fixed < settings.latency_tokens:
+            result["latency_tokens"] = fixed
+    return result
 
 
 def verify_embedder(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
@@ -317,24 +331,9 @@ def verify_embedder(run, export_dir: Path, settings: ExportSettings, artifacts) 
         rows = _subset(data, index)
         outputs = np.concatenate(run_batched(runner, rows))
         reference = np.concatenate([reference_rows[i] for i in index])
-        cos = np.sum(outputs * reference, -1) / np.maximum(
-            np.linalg.norm(outputs, axis=-1) * np.linalg.norm(reference, axis=-1), 1e-12)
-        check = _subset(rows, range(min(settings.parity_sentences, len(rows))))
-        pad_diff = max(float(np.abs(a - b).max()) for a, b in zip(
-            run_batched(runner, check), _padded_outputs(runner, check, settings.extra_padding, fixed), strict=True))
-        report[name] = {
-            "bytes": path.stat().st_size,
-            "ops": tflite_ops(path) if name.endswith(".tflite") else onnx_ops(path),
-            "parity": {"max_abs": float(np.abs(outputs - reference).max()), "mean_cos": float(cos.mean()),
-                       "min_cos": float(cos.min()), "tokens": int(len(outputs))},
-            "padding_max_diff": pad_diff,
-            "latency_ms": _latency(runner, _fit_length(lat_features, fixed), settings.latency_runs),
-        }
-        if fixed is not None:
-            report[name]["fixed_length"] = fixed
-            report[name]["rows_scored"] = f"{len(index)} of {len(data)}"
-            if fixed < settings.latency_tokens:
-                report[name]["latency_tokens"] = fixed
+        report[name] = _artifact_checks(runner, path, rows, outputs, reference, settings, lat_features,
+                                        f"{len(index)} of {len(data)}")
+        report[name]["parity"]["tokens"] = int(len(outputs))
     return report
 
 
