@@ -1,0 +1,71 @@
+"""training.benchmark without PyTorch: the message, the figures' arithmetic, the padding report, the saved batches."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kerasrnn import train_benchmark as tb
+from tests.test_training import tagging_file, write_config
+from training import benchmark as cli
+
+
+def test_without_torch_the_command_says_how_to_install_it(monkeypatch, tmp_path, capsys):
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None if name == "torch" else real(name))
+    assert cli.main(["--config", "x.toml", "--output-dir", str(tmp_path)]) == 3
+    assert 'pip install -e ".[bench]"' in capsys.readouterr().err
+
+
+def test_summary_counts_only_the_steps_after_warm_up():
+    steps = tb.WARMUP_STEPS + 4
+    raw = {"ends": [0.5 * i for i in range(steps)], "waits": [0.01] * steps, "tokens": [100] * steps,
+           "losses": [2.0] * steps, "peak_rss_mb": 123.4}
+    s = tb.summarise(raw)
+    assert s["steps_timed"] == 4  # the diffs after the warm-up steps
+    assert s["nonpad_tokens_per_second"] == pytest.approx(400 / 2.0)
+    assert s["ms_per_step"] == pytest.approx(500.0)
+    assert s["data_wait_fraction"] == pytest.approx(0.04 / 2.0)
+
+
+def varied_file(path, n, seed):
+    """Sentences of 2 to 60 tokens, so that length buckets matter."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(n):
+        for k in range(int(rng.integers(2, 61))):
+            lines.append(f"{k + 1}\tw{k % 7}\tw\t{'NOUN' if k % 2 else 'VERB'}\t_\t_\t0\tdep\t_\t_")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    files = [varied_file(tmp / "train.conllu", 300, 0), tagging_file(tmp / "dev.conllu", 10, 1),
+             tagging_file(tmp / "test.conllu", 10, 2)]
+    return tmp, write_config(tmp, *files)
+
+
+def test_bucketing_pads_less_than_plain_batches(tiny):
+    _, config = tiny
+    pads = tb.padding_report(str(config), seed=0)
+    assert 0 <= pads["bucketed"] < pads["unbucketed"] < 1
+
+
+def test_saved_batches_are_what_both_sides_train_on(tiny):
+    tmp, config = tiny
+    cfg, data, vocab_size, num_labels = tb.load_case(str(config), "real", seed=0)
+    batches = tb.batches_for(cfg, data, steps=6, seed=0)
+    assert len(batches) == 6 + tb.WARMUP_STEPS
+    assert [b.tolist() for b in batches] == [b.tolist() for b in tb.batches_for(cfg, data, steps=6, seed=0)]
+    path = tb.save_batches(cfg, data, batches, vocab_size, num_labels, tmp / "b.npz")
+    saved = np.load(path)
+    meta = json.loads(str(saved["meta"]))
+    assert meta["num_batches"] == len(batches) and meta["vocab_size"] == vocab_size
+    for i, index in enumerate(batches):
+        tok = saved[f"tok_{i}"]
+        assert tok.shape == (len(index), int(data.lengths[index].max()))
+        assert (tok != 0).sum() == int(data.lengths[index].sum())
+        assert saved[f"tgt_{i}"].shape == tok.shape
