@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 WARMUP_STEPS = 5
+SYNTHETIC = {"synthetic_long": (16, 256), "synthetic_64x64": (64, 64)}  # rows per batch, tokens per row
 
 
 def batches_for(config, data, steps: int, seed: int):
@@ -58,9 +59,12 @@ def load_case(config_path: str, case: str, seed: int):
     vocab = Vocabulary.build((e.tokens for e in examples), min_count=config.data.min_count,
                              max_size=config.data.max_vocab, lowercase=config.data.lowercase)
     labels = Vocabulary.for_labels(t for e in examples for t in e.tags)
-    if case == "synthetic_long":
-        config = config.replace("training", batch_size=16)
-        return config, synthetic_data(len(vocab), len(labels), 256, 256, seed), len(vocab), len(labels)
+    if case in SYNTHETIC:
+        rows, length = SYNTHETIC[case]
+        config = config.replace("training", batch_size=rows)
+        return config, synthetic_data(len(vocab), len(labels), 4 * rows, length, seed), len(vocab), len(labels)
+    if case != "real":
+        raise ValueError(f"unknown benchmark case {case!r}; choose real, {', '.join(SYNTHETIC)}")
     data = encode(examples, vocab, labels, max_length=config.data.max_length)
     return config, data, len(vocab), len(labels)
 
@@ -198,7 +202,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, seed: int = 0,
-              cases=("real", "synthetic_long")) -> dict:
+              cases=("real", "synthetic_64x64", "synthetic_long")) -> dict:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     result = {"config": Path(config_path).stem, "threads": threads, "steps": steps, "cases": {}}

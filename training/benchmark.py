@@ -26,8 +26,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="threads of each framework (default 2)")
     parser.add_argument("--steps", type=int, default=100, help="timed training steps on the real data (default 100)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cases", default="real,synthetic_long",
-                        help="real (the config's training data) and/or synthetic_long (16 x 256 random ids)")
+    parser.add_argument("--cases", default="real,synthetic_64x64,synthetic_long",
+                        help="real (the config's training data), synthetic_long (16 x 256 random ids), "
+                        "synthetic_64x64 (64 x 64 random ids)")
     args = parser.parse_args(argv)
     if importlib.util.find_spec("torch") is None:
         print('error: PyTorch is not installed; the reference side needs it: .venv/bin/pip install -e ".[bench]" '
