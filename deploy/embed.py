@@ -123,7 +123,7 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    embedder = Embedder(pre.model, pre.vocab, pre.char_vocab, pre.config.data.max_word_chars)
+    embedder = Embedder.from_run(pre)
     layer = args.layer if args.layer is not None else embedder.num_layers - 1
     words = [w.strip().lower() for w in args.words.split(",") if w.strip()]
     examples = read_split(pre.config, "train") + read_split(pre.config, "test")

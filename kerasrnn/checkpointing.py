@@ -85,11 +85,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.seconds, self.clock = seconds, clock
-        self.diverged = False
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.diverged or not np.isfinite(logs.get("loss", 0.0)):
-            return
+        if not np.isfinite(logs.get("loss", 0.0)):
+            return  # a non-finite step makes the epoch's mean loss non-finite: never checkpoint a diverged model
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(float(v))
         name = epoch_file(epoch + 1)
@@ -112,9 +111,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 class StopOnNaN(keras.callbacks.Callback):
     """Stops at the first non-finite loss and remembers where (the epoch is not checkpointed)."""
 
-    def __init__(self, checkpointer: EpochCheckpoint | None = None):
+    def __init__(self):
         super().__init__()
-        self.checkpointer = checkpointer
         self.where = None
         self.epoch = 0
 
@@ -126,8 +124,6 @@ class StopOnNaN(keras.callbacks.Callback):
         if loss is not None and not np.all(np.isfinite(loss)):
             self.where = (self.epoch + 1, batch + 1)
             self.model.stop_training = True
-            if self.checkpointer is not None:
-                self.checkpointer.diverged = True
 
 
 class FaultInjection(keras.callbacks.Callback):

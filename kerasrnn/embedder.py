@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from kerasrnn.data.pipeline import ordered_batches
+from kerasrnn.data.pipeline import EncodedData, encode, ordered_batches
 from kerasrnn.data.readers import Example
 from kerasrnn.text.tokenizer import WordTokenizer
 
@@ -42,6 +42,7 @@ class Embedder:
         self.batch_size = batch_size
         if isinstance(model, BiLanguageModel):
             layers_model = model
+            self.layer_dims = model.layer_dims
         else:
             enc = model.encoder if hasattr(model, "encoder") else model
             first = "word_features" if enc.char_vocabulary_size else "token_embedding"
@@ -50,28 +51,26 @@ class Embedder:
                 for i in range(enc.num_layers)
             ]
             layers_model = keras.Model(enc.input, outputs)
+            self.layer_dims = [int(x.shape[-1]) for x in outputs]
         self.model = model
         self._fn = tf.function(lambda inputs: layers_model(inputs, training=False), reduce_retracing=True)
-        self._needs_chars = char_vocab is not None
+
+    @classmethod
+    def from_run(cls, run, **kwargs) -> Embedder:
+        """An embedder for a loaded run (`kerasrnn.trainer.Run`)."""
+        return cls(run.model, run.vocab, run.char_vocab, run.config.data.max_word_chars, **kwargs)
 
     @classmethod
     def load(cls, run_dir, **kwargs) -> Embedder:
         """An embedder for a run directory (a BiLM run or a task run), its model loaded with safe_mode on."""
         from kerasrnn.transfer import load_pretrained
 
-        pre = load_pretrained(run_dir)
-        return cls(pre.model, pre.vocab, pre.char_vocab, pre.config.data.max_word_chars, **kwargs)
+        return cls.from_run(load_pretrained(run_dir), **kwargs)
 
     @property
     def num_layers(self) -> int:
         """Number of layers including the static layer 0."""
         return len(self.layer_dims)
-
-    @property
-    def layer_dims(self) -> list[int]:
-        if not hasattr(self, "_dims"):
-            self._dims = [v.shape[-1] for v in self._run([("a",)])[0]]
-        return self._dims
 
     def _tokens(self, sentences) -> list[tuple[str, ...]]:
         if isinstance(sentences, str | bytes) or not isinstance(sentences, Sequence):
@@ -86,19 +85,25 @@ class Embedder:
                 raise TypeError(f"sentence {i}: expected a string or a list of token strings, got {type(s).__name__}")
         return out
 
-    def _run(self, token_lists) -> list[list[np.ndarray]]:
-        """All layers for each non-empty sentence: out[i][layer] is [T_i, dim]."""
-        from kerasrnn.data.pipeline import encode
+    def layer_outputs(self, features: dict) -> list[np.ndarray]:
+        """Every layer for a batch of right-padded id arrays: [batch, time, dim] each (padding means nothing)."""
+        return [np.asarray(x) for x in self._fn(features)]
 
-        data = encode([Example(t) for t in token_lists], self.vocab, None, char_vocab=self.char_vocab,
-                      max_word_chars=self.max_word_chars, max_length=NO_LIMIT)
-        out = [None] * len(token_lists)
+    def embed_encoded(self, data: EncodedData) -> list[list[np.ndarray]]:
+        """All layers for each row of encoded data: out[i][layer] is [length_i, dim]."""
+        out = [None] * len(data)
         for index, features in ordered_batches(data, self.batch_size):
-            layers = [np.asarray(x) for x in self._fn(features)]
+            layers = self.layer_outputs(features)
             for row, i in enumerate(index):
-                n = len(token_lists[i])
+                n = len(data.token_ids[i])
                 out[i] = [x[row, :n] for x in layers]
         return out
+
+    def _run(self, token_lists) -> list[list[np.ndarray]]:
+        """All layers for each non-empty sentence, every token kept: out[i][layer] is [T_i, dim]."""
+        return self.embed_encoded(encode([Example(t) for t in token_lists], self.vocab, None,
+                                         char_vocab=self.char_vocab, max_word_chars=self.max_word_chars,
+                                         max_length=NO_LIMIT))
 
     def _weights(self, layer) -> np.ndarray:
         n = self.num_layers

@@ -14,9 +14,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerasrnn.checkpointing import atomic_save_model, atomic_write_json
 from kerasrnn.config import Config
 from kerasrnn.data.pipeline import EncodedData, encode, ordered_batches, steps_per_epoch, training_dataset
-from kerasrnn.text.vocabulary import Vocabulary
 
 
 def build_language_model(config: Config, vocab_size: int, char_vocab_size: int):
@@ -46,12 +46,11 @@ def perplexity(model, data: EncodedData, batch_size: int = 32, fn=None) -> dict[
     fn = fn or log_prob_function(model)
     totals, counts = np.zeros(2), np.zeros(2)
     for _, features in ordered_batches(data, batch_size):
-        tok = features["token_ids"]
+        lengths = (features["token_ids"] != 0).sum(1)
+        predicted = int(np.maximum(lengths - 1, 0).sum())  # every token but the first (forward) or last (backward)
         for d, logp in enumerate(fn(features)):
-            logp = np.asarray(logp)
-            lengths = (tok != 0).sum(1)
-            totals[d] -= logp.sum()
-            counts[d] += int(np.maximum(lengths - 1, 0).sum())
+            totals[d] -= float(np.sum(logp))
+            counts[d] += predicted
     fw, bw = totals / np.maximum(counts, 1)
     return {
         "perplexity": round(math.exp((totals.sum()) / max(counts.sum(), 1)), 3),
@@ -76,8 +75,6 @@ class DevPerplexity(keras.callbacks.Callback):
         self.best, self.best_epoch, self.best_weights = np.inf, -1, None
 
     def on_epoch_end(self, epoch, logs=None):
-        from kerasrnn.trainer import _atomic_save_model
-
         self.fn = getattr(self, "fn", None) or log_prob_function(self.model)
         value = perplexity(self.model, self.data, fn=self.fn)["perplexity"]
         logs["val_perplexity"] = value
@@ -85,19 +82,12 @@ class DevPerplexity(keras.callbacks.Callback):
         if value < self.best:
             self.best, self.best_epoch = value, epoch
             self.best_weights = self.model.get_weights()
-            _atomic_save_model(self.model, self.checkpoint_path)
+            atomic_save_model(self.model, self.checkpoint_path)
 
 
 def train_language_model(config: Config, output_dir, *, verbose: int | None = None) -> dict:
     """Pre-trains a BiLanguageModel on the config's raw text; returns the metrics written to `metrics.json`."""
-    from kerasrnn.trainer import (
-        _atomic_save_model,
-        _atomic_write_json,
-        _plot_history,
-        make_optimizer,
-        read_split,
-        split_off_dev,
-    )
+    from kerasrnn.trainer import _plot_history, build_vocabularies, make_optimizer, read_split, split_off_dev
 
     output_dir = Path(output_dir)
     (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -111,13 +101,7 @@ def train_language_model(config: Config, output_dir, *, verbose: int | None = No
     else:
         train_examples, dev_examples = split_off_dev(train_examples, config.data.dev_fraction, t.seed)
     test_examples = read_split(config, "test")
-    vocab = Vocabulary.build((e.tokens for e in train_examples), min_count=config.data.min_count,
-                             max_size=config.data.max_vocab, lowercase=config.data.lowercase)
-    char_vocab = (
-        Vocabulary.build(((c for c in tok) for e in train_examples for tok in e.tokens),
-                         min_count=config.data.char_min_count)
-        if config.data.use_chars else None
-    )
+    vocab, char_vocab = build_vocabularies(config, train_examples)
     train_data, dev_data, test_data = (encode_text(e, vocab, char_vocab, config)
                                        for e in (train_examples, dev_examples, test_examples))
     vocab.save(output_dir / "vocab.txt")
@@ -146,7 +130,7 @@ def train_language_model(config: Config, output_dir, *, verbose: int | None = No
     train_seconds = time.perf_counter() - start
     epochs_run = len(history.history["loss"])
     model.set_weights(monitor.best_weights)
-    _atomic_save_model(model, output_dir / "model.keras")
+    atomic_save_model(model, output_dir / "model.keras")
     result = {
         "task": config.task.name,
         "metric": "perplexity",
@@ -160,7 +144,7 @@ def train_language_model(config: Config, output_dir, *, verbose: int | None = No
         "vocabulary_size": len(vocab),
         "test_unknown_rate": round(float(np.mean(np.concatenate(test_data.token_ids) == 1)), 4),
     }
-    _atomic_write_json(result, output_dir / "metrics.json")
+    atomic_write_json(result, output_dir / "metrics.json")
     _plot_history(history.history, "perplexity", output_dir / "history.png")
     print(f"{config.task.name}: best epoch {result['best_epoch']}, dev perplexity {result['dev']['perplexity']:.2f}, "
           f"test perplexity {result['test']['perplexity']:.2f}", flush=True)

@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,7 @@ def run_ours(path: str, threads: int) -> dict:
 
     saved = np.load(path)
     meta = json.loads(str(saved["meta"]))
-    config = Config.from_dict(__import__("tomllib").loads(meta["config"]))
+    config = Config.from_dict(tomllib.loads(meta["config"]))
     keras.utils.set_random_seed(config.training.seed)
     model = build_model(config, meta["vocab_size"], meta["num_labels"], 0)
     model.compile(optimizer=make_optimizer(config.training, meta["num_batches"]),

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from kerasrnn import metrics as metric_fns
+from kerasrnn.checkpointing import atomic_save_model, atomic_write_json
 from kerasrnn.config import Config
 from kerasrnn.data.pipeline import EncodedData, encode, steps_per_epoch, training_dataset
 from kerasrnn.data.readers import FORMATS, Example, data_dir, read_examples
@@ -103,6 +104,21 @@ def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_siz
     return TextClassifier(encoder, num_labels, dropout=m.head_dropout, name="classifier")
 
 
+def build_vocabularies(config: Config, examples, pretrained=None) -> tuple[Vocabulary, Vocabulary | None]:
+    """The word and character vocabularies of the training examples; with a pre-trained run (`Run`), its
+    vocabularies with the examples' new entries appended (pre-trained ids keep their meaning)."""
+    d = config.data
+    words = (e.tokens for e in examples)
+    chars = ((c for c in tok) for e in examples for tok in e.tokens)
+    if pretrained is not None:
+        from kerasrnn.transfer import extend_vocabulary
+
+        return (extend_vocabulary(pretrained.vocab, words, d.min_count),
+                extend_vocabulary(pretrained.char_vocab, chars, d.char_min_count) if d.use_chars else None)
+    return (Vocabulary.build(words, min_count=d.min_count, max_size=d.max_vocab, lowercase=d.lowercase),
+            Vocabulary.build(chars, min_count=d.char_min_count) if d.use_chars else None)
+
+
 def make_optimizer(t, total_steps: int):
     """Adam (beta1 0.9, beta2 0.999, clipnorm) on a CosineDecay schedule with linear warm-up."""
     warmup = int(t.warmup_fraction * total_steps)
@@ -151,18 +167,6 @@ def score(config: Config, examples: list[Example], labels: Vocabulary, probs) ->
     return {"accuracy": metric_fns.accuracy(true, pred)}
 
 
-def _atomic_save_model(model, path: Path) -> None:
-    from kerasrnn.checkpointing import atomic_save_model
-
-    atomic_save_model(model, path)
-
-
-def _atomic_write_json(obj, path: Path) -> None:
-    from kerasrnn.checkpointing import atomic_write_json
-
-    atomic_write_json(obj, path)
-
-
 def _plot_history(history: dict, metric: str, path: Path) -> None:
     import matplotlib
 
@@ -190,11 +194,15 @@ def train(config: Config, output_dir, *, verbose: int | None = None, resume: boo
 
     `resume=True` continues an interrupted run in `output_dir` from its last epoch checkpoint (see
     `kerasrnn.checkpointing`); the config must be the one the run was started with."""
+    from kerasrnn import distribute
+
     if config.task.type == "language_model":
         from kerasrnn.pretraining import train_language_model
 
+        if resume or distribute.num_workers() > 1:
+            raise ValueError("language-model pre-training runs on one process from the start: --resume and "
+                             "multi-worker training are for task models")
         return train_language_model(config, output_dir, verbose=verbose)
-    from kerasrnn import distribute
 
     strategy = distribute.make_strategy()  # before any other TensorFlow work
     workers = distribute.num_workers()
@@ -223,19 +231,13 @@ def weights_fingerprint(model) -> str:
 
 def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: int, resume: bool) -> dict:
     from kerasrnn import distribute
-    from kerasrnn.checkpointing import (
-        EpochCheckpoint,
-        FaultInjection,
-        StopOnNaN,
-        TrainingDiverged,
-        read_state,
-    )
+    from kerasrnn.checkpointing import STATE_FILE, EpochCheckpoint, FaultInjection, StopOnNaN, TrainingDiverged, read_state
 
     t = config.training
     checkpoint_dir = output_dir / "checkpoints"
     state = read_state(checkpoint_dir) if resume else None
     if resume and state is None:
-        raise ValueError(f"--resume: {checkpoint_dir} holds no {('state.json')}; nothing to resume")
+        raise ValueError(f"--resume: {checkpoint_dir} holds no {STATE_FILE}; nothing to resume")
     if state is not None and (output_dir / "config.toml").read_text(encoding="utf-8") != config.to_toml():
         raise ValueError(f"--resume: the config differs from {output_dir / 'config.toml'}, which the interrupted "
                          "run was started with; resume with that config")
@@ -254,26 +256,11 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
 
     pretrained = None
     if config.model.init_from:
-        from kerasrnn.transfer import check_compatible, extend_vocabulary, load_pretrained
+        from kerasrnn.transfer import check_compatible, load_pretrained
 
         pretrained = load_pretrained(config.model.init_from)
         check_compatible(config, pretrained)
-        vocab = extend_vocabulary(pretrained.vocab, (e.tokens for e in train_examples), config.data.min_count)
-        char_vocab = (
-            extend_vocabulary(pretrained.char_vocab, ((c for c in tok) for e in train_examples for tok in e.tokens),
-                              config.data.char_min_count)
-            if config.data.use_chars else None
-        )
-    else:
-        vocab = Vocabulary.build(
-            (e.tokens for e in train_examples), min_count=config.data.min_count, max_size=config.data.max_vocab,
-            lowercase=config.data.lowercase,
-        )
-        char_vocab = (
-            Vocabulary.build(((c for c in tok) for e in train_examples for tok in e.tokens),
-                             min_count=config.data.char_min_count)
-            if config.data.use_chars else None
-        )
+    vocab, char_vocab = build_vocabularies(config, train_examples, pretrained)
     if config.task.type == "tagging":
         labels = Vocabulary.for_labels(tag for e in train_examples for tag in e.tags)
     else:
@@ -295,9 +282,7 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
     steps = steps_per_epoch(train_data, t.batch_size, min_rows=workers)
     with strategy.scope():
         model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0)
-        if state is not None:
-            pass  # the checkpoint below holds every weight, transferred or not
-        elif pretrained is not None:
+        if pretrained is not None and state is None:  # on resume the checkpoint below holds every weight
             from kerasrnn.transfer import transfer_weights
 
             written = transfer_weights(model, pretrained, freeze=config.model.freeze_encoder)
@@ -323,10 +308,9 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
         monitor.best_weights = keras.saving.load_model(checkpoint_dir / "best.keras", safe_mode=True).get_weights()
         print(f"{config.task.name}: resuming after epoch {initial_epoch} from {checkpoint_dir / state['checkpoint']} "
               f"(best dev {metric} {monitor.best:.4f} at epoch {monitor.best_epoch + 1})", flush=True)
-    start = time.perf_counter()
     checkpointer = EpochCheckpoint(checkpoint_dir, monitor, history_before, seconds_before,
-                                   clock=lambda: time.perf_counter() - start)
-    nan_stop = StopOnNaN(checkpointer)
+                                   clock=lambda: time.perf_counter() - start)  # `start` is set just before fit
+    nan_stop = StopOnNaN()
     callbacks = [
         nan_stop,
         FaultInjection(),
@@ -364,7 +348,7 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
     history = checkpointer.history
     epochs_run = len(history["loss"])
     model.set_weights(monitor.best_weights)
-    _atomic_save_model(model, output_dir / "model.keras")
+    atomic_save_model(model, output_dir / "model.keras")
 
     result = {
         "task": config.task.name,
@@ -380,7 +364,7 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
         "weights_fingerprint": weights_fingerprint(model),
         "history": {k: [round(float(x), 6) for x in v] for k, v in history.items()},
     }
-    _atomic_write_json(result, output_dir / "metrics.json")
+    atomic_write_json(result, output_dir / "metrics.json")
     _plot_history(history, metric, output_dir / "history.png")
     print(f"{config.task.name}: best epoch {result['best_epoch']}, dev {metric} {result['dev'][metric]:.4f}, "
           f"test {metric} {result['test'][metric]:.4f}; weights fingerprint {result['weights_fingerprint']}",
@@ -425,7 +409,7 @@ def evaluate(run_dir, path, *, artifact=None) -> dict:
     result = score(run.config, examples, run.labels, probs)
     if artifact is not None:
         result["artifact"] = str(artifact)
-    _atomic_write_json(result, run_dir / "eval.json")
+    atomic_write_json(result, run_dir / "eval.json")
     return result
 
 
@@ -454,6 +438,6 @@ class DevMetric(keras.callbacks.Callback):
         if value > self.best:
             self.best, self.best_epoch = value, epoch
             self.best_weights = self.model.get_weights()
-            _atomic_save_model(self.model, self.checkpoint_path)
+            atomic_save_model(self.model, self.checkpoint_path)
         if self.patience is not None and epoch - self.best_epoch >= self.patience:
             self.model.stop_training = True  # early stopping on the dev metric

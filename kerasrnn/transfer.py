@@ -8,7 +8,6 @@ only and do not fit a bidirectional task layer, so they are not copied (a task r
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +19,10 @@ SHAPE_KEYS = ("cell", "units", "embedding_dim", "char_embedding_dim", "char_filt
 DATA_KEYS = ("lowercase", "use_chars", "max_word_chars")
 
 
-@dataclasses.dataclass
-class Pretrained:
-    run_dir: Path
-    config: object
-    model: object
-    vocab: Vocabulary
-    char_vocab: Vocabulary | None
-
-
-def load_pretrained(run_dir) -> Pretrained:
-    from kerasrnn.config import Config
+def load_pretrained(run_dir):
+    """The pre-trained run (a `kerasrnn.trainer.Run`: config, model loaded with our checks and safe_mode,
+    vocabularies), or an error saying how to make it."""
+    from kerasrnn.trainer import load_run
 
     run_dir = Path(run_dir)
     if not (run_dir / "model.keras").is_file():
@@ -38,16 +30,10 @@ def load_pretrained(run_dir) -> Pretrained:
             f"model.init_from: {run_dir} holds no model.keras; train it first "
             f"(e.g. python -m training.train --config training/configs/bilm_pretrain.toml --output-dir {run_dir})"
         )
-    config = Config.load(run_dir / "config.toml")
-    vocab = Vocabulary.load(run_dir / "vocab.txt", lowercase=config.data.lowercase)
-    char_vocab = Vocabulary.load(run_dir / "chars.txt") if config.data.use_chars else None
-    from kerasrnn.safe_load import load_model
-
-    model = load_model(run_dir / "model.keras")
-    return Pretrained(run_dir, config, model, vocab, char_vocab)
+    return load_run(run_dir)
 
 
-def check_compatible(config, pre: Pretrained) -> None:
+def check_compatible(config, pre) -> None:
     """Raises ValueError naming every setting in which the task differs from the pre-trained run."""
     diffs = [f"model.{k}: {getattr(config.model, k)!r} here, {getattr(pre.config.model, k)!r} there"
              for k in SHAPE_KEYS if getattr(config.model, k) != getattr(pre.config.model, k)]
@@ -56,7 +42,7 @@ def check_compatible(config, pre: Pretrained) -> None:
     if config.model.bidirectional is False:
         diffs.append("model.bidirectional: false here; the pre-trained layer 0 has both directions")
     if diffs:
-        raise ValueError(f"model.init_from = {str(pre.run_dir)!r} does not fit this config: " + "; ".join(diffs))
+        raise ValueError(f"model.init_from = {config.model.init_from!r} does not fit this config: " + "; ".join(diffs))
 
 
 def extend_vocabulary(base: Vocabulary, counts_source, min_count: int, max_size: int | None = None) -> Vocabulary:
@@ -87,7 +73,7 @@ def _embedding_layers(model):
     return enc.get_layer("token_embedding"), enc.get_layer("char_cnn") if enc.char_vocabulary_size else None
 
 
-def transfer_weights(task_model, pre: Pretrained, freeze: bool = False) -> list[str]:
+def transfer_weights(task_model, pre, freeze: bool = False) -> list[str]:
     """Copies the pre-trained embedding rows, character CNN and recurrent layers into the task model's encoder;
     returns the names of the layers it wrote. With `freeze`, those layers stop training."""
     enc = task_model.encoder

@@ -243,8 +243,7 @@ def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
     config = run.config
     examples = read_split(config, "test")
     data = run.encode(examples)
-    sizes = {"vocabulary_size": len(run.vocab), "char_vocabulary_size": len(run.char_vocab) if run.char_vocab else 0,
-             "max_word_chars": config.data.max_word_chars}
+    sizes = _runner_sizes(run)
     keras_runner = KerasRunner(model=run.model)
     keras_probs = run_batched(keras_runner, data)
     keras_metric = score(config, examples, run.labels, keras_probs)[config.task.metric]
@@ -272,6 +271,12 @@ def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
         }
         report[name]["parity"]["argmax_agreement"] = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
     return report
+
+
+def _runner_sizes(run) -> dict:
+    """The id ranges a runner validates inputs against."""
+    return {"vocabulary_size": len(run.vocab), "char_vocabulary_size": len(run.char_vocab) if run.char_vocab else 0,
+            "max_word_chars": run.config.data.max_word_chars}
 
 
 def _artifact_checks(runner, path: Path, rows, outputs, reference, settings: ExportSettings, lat_features,
@@ -311,16 +316,12 @@ def verify_embedder(run, export_dir: Path, settings: ExportSettings, artifacts) 
     config = run.config
     examples = read_split(config, "test")[: settings.embedder_sentences]
     data = run.encode(examples)
-    sizes = {"vocabulary_size": len(run.vocab), "char_vocabulary_size": len(run.char_vocab) if run.char_vocab else 0,
-             "max_word_chars": config.data.max_word_chars}
-    embedder = Embedder(run.model, run.vocab, run.char_vocab, config.data.max_word_chars)
-    top = embedder.num_layers - 1
-    reference_rows = embedder.embed([list(e.tokens[: config.data.max_length]) or ["<unk>"] for e in examples], top)
+    sizes = _runner_sizes(run)
+    embedder = Embedder.from_run(run)
+    reference_rows = [layers[-1] for layers in embedder.embed_encoded(data)]  # the top layer, as exported
     lat_features = latency_input(data, settings.latency_tokens)
-    def keras_top_layer(features):
-        return np.asarray(embedder._fn(features)[-1])
-
-    report = {"keras": {"latency_ms": _latency(keras_top_layer, lat_features, settings.latency_runs),
+    report = {"keras": {"latency_ms": _latency(lambda f: embedder.layer_outputs(f)[-1], lat_features,
+                                                settings.latency_runs),
                         "sentences": len(examples)}}
     for name in artifacts:
         path = export_dir / name
@@ -335,6 +336,15 @@ def verify_embedder(run, export_dir: Path, settings: ExportSettings, artifacts) 
                                         f"{len(index)} of {len(data)}")
         report[name]["parity"]["tokens"] = int(len(outputs))
     return report
+
+
+def _artifact_label(name: str, r: dict) -> str:
+    return f"{name} (rows of <= {r['fixed_length']} tokens: {r['rows_scored']})" if "fixed_length" in r else name
+
+
+def _ops_lines(report: dict) -> list[str]:
+    return ["", "Ops per artifact:", ""] + [
+        f"- `{name}`: {', '.join(r['ops'])}" for name, r in report["artifacts"].items() if "ops" in r]
 
 
 def embedder_report_markdown(report: dict, run) -> str:
@@ -353,14 +363,13 @@ def embedder_report_markdown(report: dict, run) -> str:
         if "error" in r:
             lines.append(f"| {name} | not produced: {r['error']} | | | | | | |")
             continue
-        label = f"{name} (rows of <= {r['fixed_length']} tokens: {r['rows_scored']})" if "fixed_length" in r else name
+        label = _artifact_label(name, r)
         p = r["parity"]
         lines.append(
             f"| {label} | {r['bytes']:,} | {p['max_abs']:.2e} | {p['mean_cos']:.5f} | {p['min_cos']:.4f} "
             f"| {r['padding_max_diff']:.2e} | {r['latency_ms']['p50']:.3f} | {r['latency_ms']['p90']:.3f} |"
         )
-    lines += ["", "Ops per artifact:", ""]
-    lines += [f"- `{name}`: {', '.join(r['ops'])}" for name, r in report["artifacts"].items() if "ops" in r]
+    lines += _ops_lines(report)
     return "\n".join(lines) + "\n"
 
 
@@ -399,13 +408,12 @@ def report_markdown(report: dict, run) -> str:
             lines.append(f"| {name} | not produced: {r['error']} | | | | | | |")
             continue
         delta = 100 * (r["test_metric"] - r["keras_test_metric"])
-        label = f"{name} (rows of <= {r['fixed_length']} tokens: {r['rows_scored']})" if "fixed_length" in r else name
+        label = _artifact_label(name, r)
         lines.append(
             f"| {label} | {r['test_metric']:.4f} | {delta:+.2f} | {r['bytes']:,} | {r['parity']['max_abs']:.2e} "
             f"| {r['padding_max_diff']:.2e} | {r['latency_ms']['p50']:.3f} | {r['latency_ms']['p90']:.3f} |"
         )
-    lines += ["", "Ops per artifact:", ""]
-    lines += [f"- `{name}`: {', '.join(r['ops'])}" for name, r in report["artifacts"].items() if "ops" in r]
+    lines += _ops_lines(report)
     if "pruned" in report:
         p = report["pruned"]
         lines += ["", f"Pruned copy (`{p['file']}`, tfmot magnitude pruning, {p['sparsity']:.0%} target sparsity, "
