@@ -4,7 +4,8 @@ After each finished epoch the chief writes `checkpoints/epoch_NNN.keras` (model,
 schedule's step) atomically, then `checkpoints/state.json` (atomically) naming it, then deletes older epoch
 files. A process killed at any moment leaves `state.json` naming a complete checkpoint; `--resume` continues
 from it at the next epoch, with the data order of an uninterrupted run (batches and word dropout are
-deterministic per epoch). At most the interrupted epoch is lost.
+deterministic per epoch) and its dropout masks (the state also holds the counters of the model's random seed
+generators, which a `.keras` file does not keep). At most the interrupted epoch is lost.
 
 A non-finite loss stops training at once: no checkpoint is written after it, and `TrainingDiverged` names the
 last good one. `KERASRNN_FAULT` injects faults for tests: `nan_at_step=N` (weights turn NaN at global step N),
@@ -58,6 +59,19 @@ def atomic_write_json(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def seed_states(model) -> list:
+    """The state variables of the model's random seed generators (dropout), in the model's layer order."""
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def restore_seed_states(model, values: list) -> None:
+    states = seed_states(model)
+    if len(states) != len(values):
+        raise ValueError(f"the checkpoint holds {len(values)} random seed states, the model has {len(states)}")
+    for variable, value in zip(states, values, strict=True):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
 def epoch_file(epoch: int) -> str:
     return f"epoch_{epoch:03d}.keras"
 
@@ -101,6 +115,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "stale_epochs": int(epoch - self.monitor.best_epoch),
             "history": self.history,
             "train_seconds": self.seconds + (self.clock() if self.clock else 0.0),
+            "seed_states": [np.asarray(v).tolist() for v in seed_states(self.model)],
         }
         atomic_write_json(state, self.dir / STATE_FILE)
         for old in self.dir.glob("epoch_*.keras"):

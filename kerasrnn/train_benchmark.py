@@ -152,6 +152,16 @@ def summarise(raw: dict) -> dict:
     }
 
 
+def combine(runs: list[dict]) -> dict:
+    """One side's figures over repeated runs: medians (peak memory: the largest), each run's throughput kept."""
+    median = lambda key: round(float(np.median([r[key] for r in runs])), 4)  # noqa: E731
+    return {**runs[0], "nonpad_tokens_per_second": round(median("nonpad_tokens_per_second"), 1),
+            "ms_per_step": round(median("ms_per_step"), 2), "ms_per_step_mean": round(median("ms_per_step_mean"), 2),
+            "data_wait_fraction": median("data_wait_fraction"),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "runs_tokens_per_second": [r["nonpad_tokens_per_second"] for r in runs]}
+
+
 def run_side(side: str, batches_path: Path, threads: int) -> dict:
     """One side in a fresh worker process; returns its summary."""
     module = "training.benchmark" if side == "ours" else "training.torch_reference"
@@ -195,7 +205,8 @@ def plot(result: dict, path: Path) -> None:
                     ha="center")
     ax.set_xticks(x, cases)
     ax.set_ylabel("non-pad tokens / second (training)")
-    ax.set_title(f"{result['config']}: {result['threads']} threads, {result['steps']} steps")
+    ax.set_title(f"{result['config']}: {result['threads']} threads, {result['steps']} steps, "
+                 f"median of {result['repeats']} runs")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -203,10 +214,14 @@ def plot(result: dict, path: Path) -> None:
 
 
 def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, seed: int = 0,
-              cases=("real", "synthetic_64x64", "synthetic_long")) -> dict:
+              cases=("real", "synthetic_64x64", "synthetic_long"), repeats: int = 3) -> dict:
+    """Each case runs `repeats` times per side, the sides taking turns to go first (a machine that slows down
+    or speeds up during the run then biases neither); figures are medians, the ratio that of the medians."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    result = {"config": Path(config_path).stem, "threads": threads, "steps": steps, "cases": {}}
+    result = {"config": Path(config_path).stem, "threads": threads, "steps": steps, "repeats": repeats, "cases": {}}
     for case in cases:
         config, data, vocab_size, num_labels = load_case(config_path, case, seed)
         case_steps = steps if case == "real" else max(steps // 4, 10)
@@ -214,13 +229,19 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
         path = save_batches(config, data, batches, vocab_size, num_labels, output_dir / f"batches_{case}.npz")
         row = {"batch_size": config.training.batch_size,
                "mean_length": round(float(np.mean([data.lengths[b].mean() for b in batches])), 2)}
+        runs = {"ours": [], "pytorch": []}
         try:
-            for side in ("ours", "pytorch"):
-                print(f"[train-bench] {case}: {side}, {case_steps} timed steps, {threads} threads", flush=True)
-                row[side] = run_side(side, path, threads)
+            for r in range(repeats):
+                for side in ("ours", "pytorch") if r % 2 == 0 else ("pytorch", "ours"):
+                    print(f"[train-bench] {case}: {side}, run {r + 1}/{repeats}, {case_steps} timed steps, "
+                          f"{threads} threads", flush=True)
+                    runs[side].append(run_side(side, path, threads))
         finally:
             path.unlink(missing_ok=True)
+        row.update({side: combine(side_runs) for side, side_runs in runs.items()})
         row["ratio"] = round(row["ours"]["nonpad_tokens_per_second"] / row["pytorch"]["nonpad_tokens_per_second"], 3)
+        row["ratio_per_run"] = [round(o["nonpad_tokens_per_second"] / p["nonpad_tokens_per_second"], 3)
+                                for o, p in zip(runs["ours"], runs["pytorch"], strict=True)]
         result["cases"][case] = row
     main = result["cases"][cases[0]]
     result.update(ours=main["ours"], pytorch=main["pytorch"], ratio=main["ratio"])

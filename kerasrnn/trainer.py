@@ -231,7 +231,15 @@ def weights_fingerprint(model) -> str:
 
 def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: int, resume: bool) -> dict:
     from kerasrnn import distribute
-    from kerasrnn.checkpointing import STATE_FILE, EpochCheckpoint, FaultInjection, StopOnNaN, TrainingDiverged, read_state
+    from kerasrnn.checkpointing import (
+        STATE_FILE,
+        EpochCheckpoint,
+        FaultInjection,
+        StopOnNaN,
+        TrainingDiverged,
+        read_state,
+        restore_seed_states,
+    )
 
     t = config.training
     checkpoint_dir = output_dir / "checkpoints"
@@ -297,6 +305,8 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
             model.set_weights(checkpoint.get_weights())
             for mine, saved in zip(model.optimizer.variables, checkpoint.optimizer.variables, strict=True):
                 mine.assign(saved)
+            if "seed_states" in state:  # dropout masks continue where the interrupted run's would have
+                restore_seed_states(model, state["seed_states"])
 
     metric = config.task.metric
     monitor = DevMetric(config, dev_examples, dev_data, labels, checkpoint_dir / "best.keras", patience=t.patience)

@@ -170,11 +170,13 @@ def test_embedder_reads_a_task_run_encoder(lm_run, task_files):
                      atol=1e-6)
 
 
-def test_embedder_export_matches_the_keras_bilm(lm_run, tmp_path):
+def test_embedder_export_matches_the_keras_bilm_and_is_timed(lm_run):
+    from deploy import benchmark as benchmark_cli
     from kerasrnn.export.exporter import ExportSettings, export_run
 
     settings = ExportSettings(calibration_sentences=60, calibration_length=8, latency_runs=3, parity_sentences=20,
                               int8_fixed_length=12)
+    tmp_path = lm_run / "export"
     report = export_run(lm_run, tmp_path, settings)
     assert report["kind"] == "embedder"
     artifacts = report["artifacts"]
@@ -188,6 +190,13 @@ def test_embedder_export_matches_the_keras_bilm(lm_run, tmp_path):
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["output"]["name"] == "vectors" and meta["output"]["shape"][-1] == 16 and "labels" not in meta
     assert "parity max_abs" in (tmp_path / "report.md").read_text()
+    # deploy.benchmark times the same files beside the Keras BiLM's top layer.
+    assert benchmark_cli.main(["--run-dir", str(lm_run), "--seq-lens", "8,16", "--threads", "1", "--runs", "3"]) == 0
+    bench = json.loads((tmp_path / "bench.json").read_text())["results"]["1"]
+    assert set(bench) == {"keras", *artifacts}
+    assert set(bench["model_int8_len12.tflite"]) == {"8"}  # a 12-token file cannot take 16 tokens
+    assert set(bench["keras"]) == set(bench["model_fp32.onnx"]) == {"8", "16"}
+    assert all(t["p50"] > 0 for by_len in bench.values() for t in by_len.values())
 
 
 def test_embed_picture_script_writes_png_and_json(lm_run, tmp_path, capsys):

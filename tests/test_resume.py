@@ -56,14 +56,12 @@ def test_sigkill_mid_epoch_then_resume_loses_at_most_that_epoch(setup):
     assert "resuming after epoch 2" in resumed.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 4
-    # epochs 1-2 come from the checkpointed state; epoch 3 restarts with the same batches, word dropout, weights
-    # and optimizer state (only the dropout masks differ: Keras' seed-generator state is not in a .keras file),
-    # so it continues the curve instead of starting over (a fresh start would sit near epoch 1's loss).
+    # epochs 1-2 come from the checkpointed state; epochs 3-4 rerun with the same batches, word dropout, weights,
+    # optimizer state and dropout masks (the seed-generator counters are in state.json): the uninterrupted run's
+    # curve and test score.
     loss, reference = metrics["history"]["loss"], full["history"]["loss"]
-    np.testing.assert_allclose(loss[:2], reference[:2], rtol=1e-6)
-    assert loss[2] == pytest.approx(reference[2], rel=0.05)
-    assert loss[3] < loss[1]
-    assert metrics["test"]["accuracy"] == pytest.approx(full["test"]["accuracy"], abs=0.03)
+    np.testing.assert_allclose(loss, reference, rtol=1e-5)
+    assert metrics["test"]["accuracy"] == pytest.approx(full["test"]["accuracy"], abs=1e-6)
 
 
 def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(setup):

@@ -69,3 +69,18 @@ def test_saved_batches_are_what_both_sides_train_on(tiny):
         assert tok.shape == (len(index), int(data.lengths[index].max()))
         assert (tok != 0).sum() == int(data.lengths[index].sum())
         assert saved[f"tgt_{i}"].shape == tok.shape
+
+
+def test_repeated_runs_give_medians_and_the_largest_peak_memory():
+    runs = [{"nonpad_tokens_per_second": t, "ms_per_step": m, "ms_per_step_mean": m + 1, "data_wait_fraction": w,
+             "peak_rss_mb": rss, "steps_timed": 95, "first_loss": 3.0, "last_loss": 1.0}
+            for t, m, w, rss in [(900.0, 40.0, 0.01, 700.0), (1200.0, 30.0, 0.03, 650.0), (1000.0, 35.0, 0.02, 720.0)]]
+    c = tb.combine(runs)
+    assert c["nonpad_tokens_per_second"] == 1000.0 and c["ms_per_step"] == 35.0 and c["ms_per_step_mean"] == 36.0
+    assert c["data_wait_fraction"] == 0.02 and c["peak_rss_mb"] == 720.0
+    assert c["runs_tokens_per_second"] == [900.0, 1200.0, 1000.0]
+
+
+def test_repeats_below_one_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        tb.benchmark("x.toml", tmp_path, repeats=0)

@@ -1,7 +1,7 @@
 """Training throughput, ours vs the PyTorch reference of the seed's model, side by side on the same batches.
 
-`python -m training.benchmark --config training/configs/pos_ewt.toml --output-dir DIR [--threads 2] [--steps 100]`
-writes DIR/train_bench.json and DIR/train_bench.png. Needs the `bench` extra: `pip install -e ".[bench]"`.
+`python -m training.benchmark --config training/configs/pos_ewt.toml --output-dir DIR [--threads 2] [--steps 100]
+[--repeats 3]` writes DIR/train_bench.json and DIR/train_bench.png. Needs the `bench` extra: `pip install -e ".[bench]"`.
 """
 
 import argparse
@@ -25,6 +25,8 @@ def main(argv=None):
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--threads", type=int, default=2, help="threads of each framework (default 2)")
     parser.add_argument("--steps", type=int, default=100, help="timed training steps on the real data (default 100)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per side and case, taking turns; figures are medians (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cases", default="real,synthetic_64x64,synthetic_long",
                         help="real (the config's training data), synthetic_long (16 x 256 random ids), "
@@ -38,7 +40,7 @@ def main(argv=None):
 
     try:
         result = benchmark(args.config, args.output_dir, threads=args.threads, steps=args.steps, seed=args.seed,
-                           cases=tuple(c for c in args.cases.split(",") if c))
+                           cases=tuple(c for c in args.cases.split(",") if c), repeats=args.repeats)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -46,7 +48,8 @@ def main(argv=None):
         o, p = row["ours"], row["pytorch"]
         print(f"{case}: ours {o['nonpad_tokens_per_second']:,.0f} tok/s ({o['ms_per_step']} ms/step, "
               f"{o['peak_rss_mb']:.0f} MB) | pytorch {p['nonpad_tokens_per_second']:,.0f} tok/s "
-              f"({p['ms_per_step']} ms/step, {p['peak_rss_mb']:.0f} MB) | ratio {row['ratio']:.2f}")
+              f"({p['ms_per_step']} ms/step, {p['peak_rss_mb']:.0f} MB) | ratio {row['ratio']:.2f} "
+              f"(runs: {', '.join(f'{x:.2f}' for x in row['ratio_per_run'])})")
     print(f"padding fraction: {result['padding_fraction']:.4f} bucketed, "
           f"{result['padding_fraction_unbucketed']:.4f} unbucketed")
     print(f"wrote {os.path.join(args.output_dir, 'train_bench.json')}")

@@ -37,19 +37,24 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from kerasrnn.export.exporter import latency_input
+    from kerasrnn.export.exporter import _runner_sizes, latency_input
     from kerasrnn.runtime.runners import KerasRunner, load_runner
     from kerasrnn.trainer import load_run, read_split
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     data = run.encode(read_split(run.config, "test"))
-    enc = run.model.encoder
-    runners = {"keras": KerasRunner(model=run.model)}
+    if run.config.task.type == "language_model":
+        from kerasrnn.embedder import Embedder
+
+        # An embedder export outputs the top layer's vectors: the Keras side computes the same.
+        embedder = Embedder.from_run(run)
+        runners = {"keras": lambda features: embedder.layer_outputs(features)[-1]}
+    else:
+        runners = {"keras": KerasRunner(model=run.model)}
     files = sorted((run_dir / "export").glob("model_*.tflite")) + sorted((run_dir / "export").glob("model_*.onnx"))
     for path in files:
-        runners[path.name] = load_runner(path, enc.vocabulary_size, enc.char_vocabulary_size, enc.max_word_chars,
-                                         num_threads=threads)
+        runners[path.name] = load_runner(path, num_threads=threads, **_runner_sizes(run))
     results = {}
     for name, runner in runners.items():
         results[name] = {}
