@@ -243,7 +243,7 @@ def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
     config = run.config
     examples = read_split(config, "test")
     data = run.encode(examples)
-    sizes = _runner_sizes(run)
+    sizes = runner_sizes(run)
     keras_runner = KerasRunner(model=run.model)
     keras_probs = run_batched(keras_runner, data)
     keras_metric = score(config, examples, run.labels, keras_probs)[config.task.metric]
@@ -273,7 +273,7 @@ def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
     return report
 
 
-def _runner_sizes(run) -> dict:
+def runner_sizes(run) -> dict:
     """The id ranges a runner validates inputs against."""
     return {"vocabulary_size": len(run.vocab), "char_vocabulary_size": len(run.char_vocab) if run.char_vocab else 0,
             "max_word_chars": run.config.data.max_word_chars}
@@ -316,7 +316,7 @@ def verify_embedder(run, export_dir: Path, settings: ExportSettings, artifacts) 
     config = run.config
     examples = read_split(config, "test")[: settings.embedder_sentences]
     data = run.encode(examples)
-    sizes = _runner_sizes(run)
+    sizes = runner_sizes(run)
     embedder = Embedder.from_run(run)
     reference_rows = [layers[-1] for layers in embedder.embed_encoded(data)]  # the top layer, as exported
     lat_features = latency_input(data, settings.latency_tokens)

@@ -37,7 +37,7 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from kerasrnn.export.exporter import _runner_sizes, latency_input
+    from kerasrnn.export.exporter import latency_input, runner_sizes
     from kerasrnn.runtime.runners import KerasRunner, load_runner
     from kerasrnn.trainer import load_run, read_split
 
@@ -54,7 +54,7 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
         runners = {"keras": KerasRunner(model=run.model)}
     files = sorted((run_dir / "export").glob("model_*.tflite")) + sorted((run_dir / "export").glob("model_*.onnx"))
     for path in files:
-        runners[path.name] = load_runner(path, num_threads=threads, **_runner_sizes(run))
+        runners[path.name] = load_runner(path, num_threads=threads, **runner_sizes(run))
     results = {}
     for name, runner in runners.items():
         results[name] = {}
