@@ -82,13 +82,20 @@ def task_files(tmp_path_factory):
                  enumerate([("train", 60), ("dev", 10), ("test", 10)])]
 
 
-def test_init_from_starts_the_encoder_from_the_bilm(lm_run, task_files):
-    import keras
-
+@pytest.fixture(scope="module")
+def frozen_task_run(lm_run, task_files):
+    """A tagger trained from the BiLM with its encoder frozen."""
     tmp, files = task_files
     out = tmp / "frozen"
     config = task_config(tmp, lm_run, files, freeze_encoder="true")
     assert train_cli.main(["--config", str(config), "--output-dir", str(out)]) == 0
+    return out
+
+
+def test_init_from_starts_the_encoder_from_the_bilm(lm_run, frozen_task_run):
+    import keras
+
+    out = frozen_task_run
     lm = keras.saving.load_model(lm_run / "model.keras", safe_mode=True)
     tagger = keras.saving.load_model(out / "model.keras", safe_mode=True)
     pre_vocab = (lm_run / "vocab.txt").read_text().split("\n")[:-1]
@@ -160,9 +167,8 @@ def test_embed_rejects_bad_arguments(embedder):
         embedder.embed(["the cat", [1, 2]])
 
 
-def test_embedder_reads_a_task_run_encoder(lm_run, task_files):
-    tmp, _ = task_files
-    embedder = kerasrnn.Embedder.load(tmp / "frozen")
+def test_embedder_reads_a_task_run_encoder(frozen_task_run):
+    embedder = kerasrnn.Embedder.load(frozen_task_run)
     vectors = embedder.embed([["the", "cat", "runs"]], layer=1)
     assert vectors[0].shape == (3, 16)
     assert_all_close(embedder.embed([["the", "cat"]], layer="mean")[0],
