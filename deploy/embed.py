@@ -115,24 +115,23 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     from kerasrnn.embedder import Embedder
-    from kerasrnn.trainer import read_split
-    from kerasrnn.transfer import load_pretrained
+    from kerasrnn.trainer import load_run, read_split
 
     try:
-        pre = load_pretrained(args.run_dir)
+        run = load_run(args.run_dir)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    embedder = Embedder.from_run(pre)
+    embedder = Embedder.from_run(run)
     layer = args.layer if args.layer is not None else embedder.num_layers - 1
     words = [w.strip().lower() for w in args.words.split(",") if w.strip()]
-    examples = read_split(pre.config, "train") + read_split(pre.config, "test")
+    examples = read_split(run.config, "train") + read_split(run.config, "test")
     occurrences = gather(examples, words, args.per_word, args.seed)
     out_dir = Path(args.output_dir or Path(args.run_dir) / "embed")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     fig, axes = plt.subplots(1, len(words) + 1, figsize=(4.2 * (len(words) + 1), 4.4))
-    summary, static_points, static_labels = {}, [], []
+    summary, static_points = {}, []  # the same words, in order
     for ax, word in zip(axes[:-1], words, strict=True):
         occ = occurrences[word]
         if len(occ) < 3:
@@ -151,7 +150,6 @@ def main(argv=None):
         ax.set_title(f'"{word}", layer {layer} (contextual)')
         ax.legend(fontsize=7, loc="best")
         static_points.append(static)
-        static_labels.append(word)
         summary[word] = {
             "sentences": len(occ),
             "hints": {s: hints.count(s) for s in senses},
@@ -166,7 +164,7 @@ def main(argv=None):
               f"{summary[word]['static_vectors_distinct']} distinct static vector(s)")
         sims = cosine_matrix(contextual)
         np.fill_diagonal(sims, -np.inf)
-        shown = [i for i, h in enumerate(hints) if h != "no cue"][: args.neighbours] or list(range(args.neighbours))
+        shown = [i for i, h in enumerate(hints) if h != "no cue"] or list(range(len(occ)))
         for i in shown[: args.neighbours]:
             print(f"  [{hints[i]}] {_snippet(occ[i])}")
             for j in np.argsort(-sims[i])[:2]:
@@ -176,10 +174,10 @@ def main(argv=None):
         stacked = np.concatenate(static_points)
         points = pca_2d(stacked)
         start = 0
-        for k, (word, pts) in enumerate(zip(static_labels, static_points, strict=True)):
+        for k, (word, pts) in enumerate(zip(summary, static_points, strict=True)):
             sel = points[start : start + len(pts)]
             start += len(pts)
-            distinct = len(np.unique(pts.round(6), axis=0))
+            distinct = summary[word]["static_vectors_distinct"]
             ax.scatter(sel[:, 0], sel[:, 1], s=60, c=COLOURS[k % len(COLOURS)],
                        label=f"{word}: {len(pts)} sentences, {distinct} point{'s' if distinct > 1 else ''}")
     ax.set_title("layer 0 (static): one vector per spelling")

@@ -101,9 +101,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.seconds, self.clock = seconds, clock
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
         if not np.isfinite(logs.get("loss", 0.0)):
             return  # a non-finite step makes the epoch's mean loss non-finite: never checkpoint a diverged model
-        for k, v in (logs or {}).items():
+        for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
         name = epoch_file(epoch + 1)
         atomic_save_model(self.model, self.dir / name)
@@ -112,7 +113,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "checkpoint": name,
             "best": float(self.monitor.best),
             "best_epoch": int(self.monitor.best_epoch),
-            "stale_epochs": int(epoch - self.monitor.best_epoch),
             "history": self.history,
             "train_seconds": self.seconds + (self.clock() if self.clock else 0.0),
             "seed_states": [np.asarray(v).tolist() for v in seed_states(self.model)],

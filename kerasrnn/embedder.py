@@ -63,9 +63,9 @@ class Embedder:
     @classmethod
     def load(cls, run_dir, **kwargs) -> Embedder:
         """An embedder for a run directory (a BiLM run or a task run), its model loaded with safe_mode on."""
-        from kerasrnn.transfer import load_pretrained
+        from kerasrnn.trainer import load_run
 
-        return cls.from_run(load_pretrained(run_dir), **kwargs)
+        return cls.from_run(load_run(run_dir), **kwargs)
 
     @property
     def num_layers(self) -> int:
@@ -88,6 +88,10 @@ class Embedder:
     def layer_outputs(self, features: dict) -> list[np.ndarray]:
         """Every layer for a batch of right-padded id arrays: [batch, time, dim] each (padding means nothing)."""
         return [np.asarray(x) for x in self._fn(features)]
+
+    def top_layer(self, features: dict) -> np.ndarray:
+        """The last layer for a batch of right-padded id arrays: what an embedder export outputs."""
+        return np.asarray(self._fn(features)[-1])
 
     def embed_encoded(self, data: EncodedData) -> list[list[np.ndarray]]:
         """All layers for each row of encoded data: out[i][layer] is [length_i, dim]."""

@@ -50,15 +50,14 @@ def load_case(config_path: str, case: str, seed: int):
     from kerasrnn.config import Config
     from kerasrnn.data.pipeline import encode
     from kerasrnn.text.vocabulary import Vocabulary
-    from kerasrnn.trainer import read_split
+    from kerasrnn.trainer import build_vocabularies, read_split
 
     config = Config.load(config_path).replace("data", use_chars=False)
     if config.task.type != "tagging":
         raise ValueError(f"{config_path}: the training benchmark compares taggers; this config is a "
                          f"{config.task.type} task")
     examples = read_split(config, "train")
-    vocab = Vocabulary.build((e.tokens for e in examples), min_count=config.data.min_count,
-                             max_size=config.data.max_vocab, lowercase=config.data.lowercase)
+    vocab, _ = build_vocabularies(config, examples)
     labels = Vocabulary.for_labels(t for e in examples for t in e.tags)
     if case in SYNTHETIC:
         rows, length = SYNTHETIC[case]
@@ -166,9 +165,8 @@ def combine(runs: list[dict]) -> dict:
 
 def run_side(side: str, batches_path: Path, threads: int) -> dict:
     """One side in a fresh worker process; returns its summary."""
-    module = "training.benchmark" if side == "ours" else "training.torch_reference"
-    cmd = [sys.executable, "-m", module, "--worker", str(batches_path), str(threads)] if side == "ours" else [
-        sys.executable, "-m", module, str(batches_path), str(threads)]
+    module = ["training.benchmark", "--worker"] if side == "ours" else ["training.torch_reference"]
+    cmd = [sys.executable, "-m", *module, str(batches_path), str(threads)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads),
            "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -178,11 +176,11 @@ def run_side(side: str, batches_path: Path, threads: int) -> dict:
     raise RuntimeError(f"{side} worker failed with exit code {proc.returncode}:\n{proc.stderr[-3000:]}")
 
 
-def padding_report(config_path: str, seed: int) -> dict:
-    """Padded share of positions in one epoch with length bucketing (ours) and with plain shuffled batches."""
+def padding_report(config, data, seed: int) -> dict:
+    """Padded share of positions in one epoch of `data` (the real case's) with length bucketing (ours) and with
+    plain shuffled batches."""
     from kerasrnn.data.pipeline import bucket_batches, padding_fraction
 
-    config, data, _, _ = load_case(config_path, "real", seed)
     bucketed = bucket_batches(data, config.training.batch_size, seed=seed, epoch=0)
     order = np.random.default_rng(seed).permutation(len(data))
     plain = [order[i : i + config.training.batch_size] for i in range(0, len(order), config.training.batch_size)]
@@ -224,8 +222,11 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     result = {"config": Path(config_path).stem, "threads": threads, "steps": steps, "repeats": repeats, "cases": {}}
+    real = None  # (config, data) of the real case, for the padding report
     for case in cases:
         config, data, vocab_size, num_labels = load_case(config_path, case, seed)
+        if case == "real":
+            real = config, data
         case_steps = steps if case == "real" else max(steps // 4, 10)
         batches = batches_for(config, data, case_steps, seed)
         path = save_batches(config, data, batches, vocab_size, num_labels, output_dir / f"batches_{case}.npz")
@@ -247,7 +248,7 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
         result["cases"][case] = row
     main = result["cases"][cases[0]]
     result.update(ours=main["ours"], pytorch=main["pytorch"], ratio=main["ratio"])
-    pads = padding_report(config_path, seed)
+    pads = padding_report(*(real or load_case(config_path, "real", seed)[:2]), seed)
     result["padding_fraction"] = pads["bucketed"]
     result["padding_fraction_unbucketed"] = pads["unbucketed"]
     tmp = output_dir / "train_bench.json.tmp"

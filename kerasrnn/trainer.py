@@ -20,11 +20,23 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerasrnn import distribute
 from kerasrnn import metrics as metric_fns
-from kerasrnn.checkpointing import atomic_save_model, atomic_write_json
+from kerasrnn.checkpointing import (
+    STATE_FILE,
+    EpochCheckpoint,
+    FaultInjection,
+    StopOnNaN,
+    TrainingDiverged,
+    atomic_save_model,
+    atomic_write_json,
+    read_state,
+    restore_seed_states,
+)
 from kerasrnn.config import Config
 from kerasrnn.data.pipeline import EncodedData, encode, steps_per_epoch, training_dataset
 from kerasrnn.data.readers import FORMATS, Example, data_dir, read_examples
+from kerasrnn.safe_load import load_model
 from kerasrnn.text.vocabulary import Vocabulary
 
 
@@ -55,8 +67,6 @@ def load_run(run_dir) -> Run:
     labels = (None if config.task.type == "language_model"
               else Vocabulary.load(run_dir / "labels.txt", special_tokens=False))
     char_vocab = Vocabulary.load(run_dir / "chars.txt") if config.data.use_chars else None
-    from kerasrnn.safe_load import load_model
-
     model = load_model(run_dir / "model.keras")
     return Run(config, model, vocab, labels, char_vocab)
 
@@ -194,8 +204,6 @@ def train(config: Config, output_dir, *, verbose: int | None = None, resume: boo
 
     `resume=True` continues an interrupted run in `output_dir` from its last epoch checkpoint (see
     `kerasrnn.checkpointing`); the config must be the one the run was started with."""
-    from kerasrnn import distribute
-
     if config.task.type == "language_model":
         from kerasrnn.pretraining import train_language_model
 
@@ -230,17 +238,6 @@ def weights_fingerprint(model) -> str:
 
 
 def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: int, resume: bool) -> dict:
-    from kerasrnn import distribute
-    from kerasrnn.checkpointing import (
-        STATE_FILE,
-        EpochCheckpoint,
-        FaultInjection,
-        StopOnNaN,
-        TrainingDiverged,
-        read_state,
-        restore_seed_states,
-    )
-
     t = config.training
     checkpoint_dir = output_dir / "checkpoints"
     state = read_state(checkpoint_dir) if resume else None
@@ -300,7 +297,7 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
         model.compile(optimizer=make_optimizer(t, steps * t.epochs),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         if state is not None:  # weights, optimizer moments and step (so the schedule) of the last epoch
-            checkpoint = keras.saving.load_model(checkpoint_dir / state["checkpoint"], safe_mode=True)
+            checkpoint = load_model(checkpoint_dir / state["checkpoint"])
             model.optimizer.build(model.trainable_variables)
             model.set_weights(checkpoint.get_weights())
             for mine, saved in zip(model.optimizer.variables, checkpoint.optimizer.variables, strict=True):
@@ -315,7 +312,7 @@ def _train(config: Config, output_dir: Path, strategy, workers: int, verbose: in
         initial_epoch, seconds_before = state["completed_epochs"], state["train_seconds"]
         history_before = state["history"]
         monitor.best, monitor.best_epoch = state["best"], state["best_epoch"]
-        monitor.best_weights = keras.saving.load_model(checkpoint_dir / "best.keras", safe_mode=True).get_weights()
+        monitor.best_weights = load_model(checkpoint_dir / "best.keras").get_weights()
         print(f"{config.task.name}: resuming after epoch {initial_epoch} from {checkpoint_dir / state['checkpoint']} "
               f"(best dev {metric} {monitor.best:.4f} at epoch {monitor.best_epoch + 1})", flush=True)
     checkpointer = EpochCheckpoint(checkpoint_dir, monitor, history_before, seconds_before,

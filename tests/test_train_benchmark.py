@@ -50,7 +50,8 @@ def tiny(tmp_path_factory):
 
 def test_bucketing_pads_less_than_plain_batches(tiny):
     _, config = tiny
-    pads = tb.padding_report(str(config), seed=0)
+    cfg, data, _, _ = tb.load_case(str(config), "real", seed=0)
+    pads = tb.padding_report(cfg, data, seed=0)
     assert 0 <= pads["bucketed"] < pads["unbucketed"] < 1
 
 

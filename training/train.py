@@ -24,6 +24,7 @@ def main(argv=None):
     parser.add_argument("--worker-index", type=int, default=0, help="this process's position in --workers")
     args = parser.parse_args(argv)
 
+    from kerasrnn.checkpointing import TrainingDiverged
     from kerasrnn.config import Config
     from kerasrnn.trainer import train
 
@@ -49,7 +50,7 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except RuntimeError as e:  # TrainingDiverged: the message names the last good checkpoint
+    except TrainingDiverged as e:  # the message names the last good checkpoint
         print(f"error: {e}", file=sys.stderr)
         return 3
     return 0

@@ -320,8 +320,7 @@ def verify_embedder(run, export_dir: Path, settings: ExportSettings, artifacts) 
     embedder = Embedder.from_run(run)
     reference_rows = [layers[-1] for layers in embedder.embed_encoded(data)]  # the top layer, as exported
     lat_features = latency_input(data, settings.latency_tokens)
-    report = {"keras": {"latency_ms": _latency(lambda f: embedder.layer_outputs(f)[-1], lat_features,
-                                                settings.latency_runs),
+    report = {"keras": {"latency_ms": _latency(embedder.top_layer, lat_features, settings.latency_runs),
                         "sentences": len(examples)}}
     for name in artifacts:
         path = export_dir / name
@@ -347,29 +346,40 @@ def _ops_lines(report: dict) -> list[str]:
         f"- `{name}`: {', '.join(r['ops'])}" for name, r in report["artifacts"].items() if "ops" in r]
 
 
+def _artifact_table(report: dict, columns: list[str], keras_cells: list[str], cells) -> list[str]:
+    """The table both reports share: a header, the Keras row, then one row per artifact (`cells(r)`) or the
+    reason it was not produced."""
+    lines = ["| artifact | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|",
+             "| Keras (tf.function) | " + " | ".join(keras_cells) + " |"]
+    for name, r in report["artifacts"].items():
+        if "error" in r:
+            lines.append(f"| {name} | not produced: {r['error']} |" + " |" * (len(columns) - 1))
+        else:
+            lines.append(f"| {_artifact_label(name, r)} | " + " | ".join(cells(r)) + " |")
+    return lines
+
+
+def _latency_cells(r: dict) -> list[str]:
+    return [f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p90']:.3f}"]
+
+
 def embedder_report_markdown(report: dict, run) -> str:
+    def cells(r):
+        p = r["parity"]
+        return [f"{r['bytes']:,}", f"{p['max_abs']:.2e}", f"{p['mean_cos']:.5f}", f"{p['min_cos']:.4f}",
+                f"{r['padding_max_diff']:.2e}", *_latency_cells(r)]
+
     lines = [
         f"# Export report: {run.config.task.name} (embedder: top-layer vectors, {run.model.units * 2} per token)",
         "",
         f"First {report['keras']['sentences']} test sentences; parity against the Keras BiLM on valid tokens "
         "(max |difference|, mean and minimum cosine); latency at batch 1, 32 tokens, 1 thread (median / p90).",
         "",
-        "| artifact | bytes | parity max_abs | mean cos | min cos | padding max diff | latency p50 ms | latency p90 ms |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| Keras (tf.function) | - | - | - | - | - | {report['keras']['latency_ms']['p50']:.3f} "
-        f"| {report['keras']['latency_ms']['p90']:.3f} |",
+        *_artifact_table(report, ["bytes", "parity max_abs", "mean cos", "min cos", "padding max diff",
+                                  "latency p50 ms", "latency p90 ms"],
+                         ["-"] * 5 + _latency_cells(report["keras"]), cells),
+        *_ops_lines(report),
     ]
-    for name, r in report["artifacts"].items():
-        if "error" in r:
-            lines.append(f"| {name} | not produced: {r['error']} | | | | | | |")
-            continue
-        label = _artifact_label(name, r)
-        p = r["parity"]
-        lines.append(
-            f"| {label} | {r['bytes']:,} | {p['max_abs']:.2e} | {p['mean_cos']:.5f} | {p['min_cos']:.4f} "
-            f"| {r['padding_max_diff']:.2e} | {r['latency_ms']['p50']:.3f} | {r['latency_ms']['p90']:.3f} |"
-        )
-    lines += _ops_lines(report)
     return "\n".join(lines) + "\n"
 
 
@@ -391,28 +401,22 @@ def _padded_outputs(runner, data, extra: int, fixed_length: int | None = None) -
 def report_markdown(report: dict, run) -> str:
     metric = run.config.task.metric
     keras = report["keras"]
+
+    def cells(r):
+        return [f"{r['test_metric']:.4f}", f"{100 * (r['test_metric'] - r['keras_test_metric']):+.2f}",
+                f"{r['bytes']:,}", f"{r['parity']['max_abs']:.2e}", f"{r['padding_max_diff']:.2e}",
+                *_latency_cells(r)]
+
     lines = [
         f"# Export report: {run.config.task.name}",
         "",
         f"Test split, {metric}; parity against the Keras model on valid positions; latency at batch 1, "
         f"32 tokens, 1 thread (median / p90).",
         "",
-        f"| artifact | test {metric} | delta vs Keras (points) | bytes | parity max_abs | padding max diff "
-        "| latency p50 ms | latency p90 ms |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| Keras (tf.function) | {keras['test_metric']:.4f} | - | - | - | - | {keras['latency_ms']['p50']:.3f} "
-        f"| {keras['latency_ms']['p90']:.3f} |",
+        *_artifact_table(report, [f"test {metric}", "delta vs Keras (points)", "bytes", "parity max_abs",
+                                  "padding max diff", "latency p50 ms", "latency p90 ms"],
+                         [f"{keras['test_metric']:.4f}", "-", "-", "-", "-", *_latency_cells(keras)], cells),
     ]
-    for name, r in report["artifacts"].items():
-        if "error" in r:
-            lines.append(f"| {name} | not produced: {r['error']} | | | | | | |")
-            continue
-        delta = 100 * (r["test_metric"] - r["keras_test_metric"])
-        label = _artifact_label(name, r)
-        lines.append(
-            f"| {label} | {r['test_metric']:.4f} | {delta:+.2f} | {r['bytes']:,} | {r['parity']['max_abs']:.2e} "
-            f"| {r['padding_max_diff']:.2e} | {r['latency_ms']['p50']:.3f} | {r['latency_ms']['p90']:.3f} |"
-        )
     lines += _ops_lines(report)
     if "pruned" in report:
         p = report["pruned"]
@@ -442,9 +446,7 @@ def prune_and_export(run, export_dir: Path, settings: ExportSettings) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         saved = save_saved_model(InferenceGraph(result.weights), Path(tmp) / "saved_model")
         to_tflite(saved, path, QuantizationConfig.for_float32())
-    enc = run.model.encoder
-    runner = TFLiteRunner(path, enc.vocabulary_size, char_vocabulary_size=enc.char_vocabulary_size,
-                          max_word_chars=enc.max_word_chars)
+    runner = TFLiteRunner(path, **runner_sizes(run))
     examples = read_split(config, "test")
     metric = score(config, examples, run.labels, run_batched(runner, run.encode(examples)))[config.task.metric]
     return {
@@ -474,20 +476,16 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
     if settings.int8_fixed_length:
         names.append(fixed_int8_name(settings.int8_fixed_length))
     produced = [name for name in names if name not in errors]
-    if run.config.task.type == "language_model":
-        checks = verify_embedder(run, export_dir, settings, produced)
-        report = {"task": run.config.task.name, "kind": "embedder", "cell": run.model.cell,
-                  "keras": checks.pop("keras"), "artifacts": {}}
-        for name in names:
-            report["artifacts"][name] = checks[name] if name in checks else {"error": errors[name]}
+    embedder = run.config.task.type == "language_model"
+    checks = (verify_embedder if embedder else verify)(run, export_dir, settings, produced)
+    report = ({"task": run.config.task.name, "kind": "embedder", "cell": run.model.cell} if embedder else
+              {"task": run.config.task.name, "metric": run.config.task.metric, "cell": run.model.encoder.cell})
+    report["keras"] = checks.pop("keras")
+    report["artifacts"] = {name: checks[name] if name in checks else {"error": errors[name]} for name in names}
+    if embedder:
         _write_json(report, export_dir / "report.json")
         (export_dir / "report.md").write_text(embedder_report_markdown(report, run), encoding="utf-8")
         return report
-    checks = verify(run, export_dir, settings, produced)
-    report = {"task": run.config.task.name, "metric": run.config.task.metric, "cell": run.model.encoder.cell,
-              "keras": checks.pop("keras"), "artifacts": {}}
-    for name in names:
-        report["artifacts"][name] = checks[name] if name in checks else {"error": errors[name]}
     if run.model.encoder.cell == "gru":
         report["notes"] = [
             "GRU: TFLite has no fused GRU op; model_fp32.tflite and model_dynamic.tflite run the recurrence as "

@@ -47,9 +47,7 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
     if run.config.task.type == "language_model":
         from kerasrnn.embedder import Embedder
 
-        # An embedder export outputs the top layer's vectors: the Keras side computes the same.
-        embedder = Embedder.from_run(run)
-        runners = {"keras": lambda features: embedder.layer_outputs(features)[-1]}
+        runners = {"keras": Embedder.from_run(run).top_layer}  # what an embedder export outputs
     else:
         runners = {"keras": KerasRunner(model=run.model)}
     files = sorted((run_dir / "export").glob("model_*.tflite")) + sorted((run_dir / "export").glob("model_*.onnx"))
