@@ -237,13 +237,12 @@ def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
     A fixed-length artifact is scored on the test sentences that fit its length, against the Keras model on the
     same sentences (`rows_scored` says how many).
     """
-    from kerasrnn.runtime.runners import KerasRunner, load_runner, run_batched
+    from kerasrnn.runtime.runners import KerasRunner, run_batched
     from kerasrnn.trainer import read_split, score
 
     config = run.config
     examples = read_split(config, "test")
     data = run.encode(examples)
-    sizes = runner_sizes(run)
     keras_runner = KerasRunner(model=run.model)
     keras_probs = run_batched(keras_runner, data)
     keras_metric = score(config, examples, run.labels, keras_probs)[config.task.metric]
@@ -251,13 +250,8 @@ def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
     lat_features = latency_input(data, settings.latency_tokens)
     report = {"keras": {"test_metric": keras_metric,
                         "latency_ms": _latency(keras_runner, lat_features, settings.latency_runs)}}
-    for name in artifacts:
-        path = export_dir / name
-        _progress(f"verifying {name}")
-        runner = load_runner(path, num_threads=1, **sizes)
+    for name, path, runner, index, rows in _artifact_runs(run, export_dir, artifacts, data):
         fixed = getattr(runner, "fixed_length", None)
-        index = [i for i in range(len(data)) if fixed is None or len(data.token_ids[i]) <= fixed]
-        rows = _subset(data, index)
         probs = run_batched(runner, rows)
         reference = _valid_outputs([keras_probs[i] for i in index], config.task.type)
         outputs = _valid_outputs(probs, config.task.type)
@@ -271,6 +265,21 @@ def verify(run, export_dir: Path, settings: ExportSettings, artifacts) -> dict:
         }
         report[name]["parity"]["argmax_agreement"] = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
     return report
+
+
+def _artifact_runs(run, export_dir: Path, artifacts, data):
+    """For each artifact: (name, path, its runner, the indices of the rows of `data` it can take, those rows).
+    A fixed-length file takes the rows that fit its length."""
+    from kerasrnn.runtime.runners import load_runner
+
+    sizes = runner_sizes(run)
+    for name in artifacts:
+        path = export_dir / name
+        _progress(f"verifying {name}")
+        runner = load_runner(path, num_threads=1, **sizes)
+        fixed = getattr(runner, "fixed_length", None)
+        index = [i for i in range(len(data)) if fixed is None or len(data.token_ids[i]) <= fixed]
+        yield name, path, runner, index, _subset(data, index)
 
 
 def runner_sizes(run) -> dict:
@@ -310,25 +319,18 @@ def verify_embedder(run, export_dir: Path, settings: ExportSettings, artifacts) 
     """Parity (per-token vectors against the Keras BiLM's top layer), padding, size and latency of every
     embedder artifact, on the first `embedder_sentences` test sentences."""
     from kerasrnn.embedder import Embedder
-    from kerasrnn.runtime.runners import load_runner, run_batched
+    from kerasrnn.runtime.runners import run_batched
     from kerasrnn.trainer import read_split
 
     config = run.config
     examples = read_split(config, "test")[: settings.embedder_sentences]
     data = run.encode(examples)
-    sizes = runner_sizes(run)
     embedder = Embedder.from_run(run)
     reference_rows = [layers[-1] for layers in embedder.embed_encoded(data)]  # the top layer, as exported
     lat_features = latency_input(data, settings.latency_tokens)
     report = {"keras": {"latency_ms": _latency(embedder.top_layer, lat_features, settings.latency_runs),
                         "sentences": len(examples)}}
-    for name in artifacts:
-        path = export_dir / name
-        _progress(f"verifying {name}")
-        runner = load_runner(path, num_threads=1, **sizes)
-        fixed = getattr(runner, "fixed_length", None)
-        index = [i for i in range(len(data)) if fixed is None or len(data.token_ids[i]) <= fixed]
-        rows = _subset(data, index)
+    for name, path, runner, index, rows in _artifact_runs(run, export_dir, artifacts, data):
         outputs = np.concatenate(run_batched(runner, rows))
         reference = np.concatenate([reference_rows[i] for i in index])
         report[name] = _artifact_checks(runner, path, rows, outputs, reference, settings, lat_features,
