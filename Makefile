@@ -27,7 +27,7 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check kerasrnn training deploy tests
+	$(VENV)/bin/ruff check kerasrnn benchmarks training deploy tests
 
 clean:
 	rm -rf runs .pytest_cache

@@ -11,6 +11,7 @@ import typing
 from pathlib import Path
 
 from kerasrnn.data.readers import FORMATS, data_dir
+from kerasrnn.files import atomic_write_text
 
 TASK_TYPES = ("tagging", "classification", "language_model")
 
@@ -155,10 +156,7 @@ class Config:
         return "\n".join(lines)
 
     def save(self, path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_toml(), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(self.to_toml(), path)
 
 
 def _check(ok: bool, key: str, expected: str):

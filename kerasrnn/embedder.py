@@ -45,11 +45,7 @@ class Embedder:
             self.layer_dims = model.layer_dims
         else:
             enc = model.encoder if hasattr(model, "encoder") else model
-            first = "word_features" if enc.char_vocabulary_size else "token_embedding"
-            outputs = [enc.get_layer(first).output] + [
-                enc.get_layer(f"{'bi' if enc.bidirectional else ''}{enc.cell}_{i}").output
-                for i in range(enc.num_layers)
-            ]
+            outputs = [enc.word_features.output] + [layer.output for layer in enc.recurrent_layers]
             layers_model = keras.Model(enc.input, outputs)
             self.layer_dims = [int(x.shape[-1]) for x in outputs]
         self.model = model
@@ -57,13 +53,13 @@ class Embedder:
 
     @classmethod
     def from_run(cls, run, **kwargs) -> Embedder:
-        """An embedder for a loaded run (`kerasrnn.trainer.Run`)."""
+        """An embedder for a loaded run (`kerasrnn.run.Run`)."""
         return cls(run.model, run.vocab, run.char_vocab, run.config.data.max_word_chars, **kwargs)
 
     @classmethod
     def load(cls, run_dir, **kwargs) -> Embedder:
         """An embedder for a run directory (a BiLM run or a task run), its model loaded with safe_mode on."""
-        from kerasrnn.trainer import load_run
+        from kerasrnn.run import load_run
 
         return cls.from_run(load_run(run_dir), **kwargs)
 

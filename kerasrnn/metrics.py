@@ -105,3 +105,31 @@ def _check_lengths(true_tags, pred_tags):
     for i, (ts, ps) in enumerate(zip(true_tags, pred_tags, strict=True)):
         if len(ts) != len(ps):
             raise ValueError(f"sentence {i}: {len(ts)} true tags but {len(ps)} predicted")
+
+
+def score(config, examples, labels, probs) -> dict[str, float]:
+    """The task's metrics (`config.task`) for predicted probabilities against the examples' gold labels:
+    per-sentence [T, num_tags] arrays for a tagger, [N, num_labels] for a classifier.
+
+    BIO taggers (metric "f1") are decoded with `bio_decode` (the best valid BIO sequence), others by argmax."""
+    if config.task.type == "tagging":
+        true = [list(e.tags[: config.data.max_length]) for e in examples]
+        if config.task.metric == "f1":
+            pred = [bio_decode(p, labels.tokens) for p in probs]
+        else:
+            pred = [labels.decode(p.argmax(-1)) for p in probs]
+        if len(true) != len(pred):
+            raise ValueError(f"{len(true)} sentences but {len(pred)} predictions")
+        if config.task.metric == "f1":
+            return entity_f1(true, pred)
+        return {"accuracy": token_accuracy(true, pred)}
+    true = np.asarray([e.label for e in examples], dtype=object)
+    pred = np.asarray(labels.decode(np.asarray(probs).argmax(-1)), dtype=object)
+    oos = config.data.oos_label
+    if oos:
+        in_scope = true != oos
+        result = {"accuracy": accuracy(true[in_scope], pred[in_scope]), "accuracy_all": accuracy(true, pred)}
+        if (~in_scope).any():
+            result["oos_recall"] = float(np.mean(pred[~in_scope] == oos))
+        return result
+    return {"accuracy": accuracy(true, pred)}

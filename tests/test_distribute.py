@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from kerasrnn.distribute import cluster_config, is_chief, num_workers
+from kerasrnn.trainers.distribute import cluster_config, is_chief, num_workers
 from tests.test_training import tagging_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -218,7 +218,7 @@ def test_embed_picture_script_writes_png_and_json(lm_run, tmp_path, capsys):
 
 
 def test_sense_hints_and_baselines():
-    from deploy.embed import majority_share, nearest_sense_agreement, sense_hint
+    from kerasrnn.contexts import majority_share, nearest_sense_agreement, sense_hint
 
     assert sense_hint("bank", ["the", "river", "bank"]) == "river"
     assert sense_hint("bank", ["money", "in", "the", "bank"]) == "money"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from kerasrnn import train_benchmark as tb
+from benchmarks import train_throughput as tb
 from tests.test_training import tagging_file, write_config
 from training import benchmark as cli
 

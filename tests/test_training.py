@@ -89,7 +89,7 @@ def test_train_reports_a_malformed_file_with_its_line(tmp_path, capsys):
 
 
 def test_dev_train_fraction_moves_part_of_dev_into_training(tmp_path):
-    from kerasrnn.trainer import split_off_dev
+    from kerasrnn.run import split_off_dev
 
     examples = list(range(100))
     rest, moved = split_off_dev(examples, 0.7, seed=1)

@@ -6,7 +6,6 @@
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 
@@ -15,11 +14,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--worker"]:
-        from kerasrnn.train_benchmark import run_ours
-
-        print("RESULT " + json.dumps(run_ours(argv[1], int(argv[2]))), flush=True)
-        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="a tagging config, e.g. training/configs/pos_ewt.toml")
     parser.add_argument("--output-dir", required=True)
@@ -36,7 +30,7 @@ def main(argv=None):
         print('error: PyTorch is not installed; the reference side needs it: .venv/bin/pip install -e ".[bench]" '
               "(torch==2.13.0, CPU build)", file=sys.stderr)
         return 3
-    from kerasrnn.train_benchmark import benchmark
+    from benchmarks.train_throughput import benchmark
 
     try:
         result = benchmark(args.config, args.output_dir, threads=args.threads, steps=args.steps, seed=args.seed,

@@ -62,7 +62,8 @@ def encode(
     return EncodedData(token_ids, chars if char_vocab is not None else None, targets if labels is not None else None)
 
 
-def _features(data: EncodedData, index: Sequence[int], width: int) -> dict[str, np.ndarray]:
+def batch_features(data: EncodedData, index: Sequence[int], width: int) -> dict[str, np.ndarray]:
+    """The rows `index` of `data` right-padded with 0 to `width` positions: {"token_ids", ["char_ids"]}."""
     tok = np.full((len(index), width), PAD_ID, dtype=np.int32)
     for row, i in enumerate(index):
         tok[row, : len(data.token_ids[i])] = data.token_ids[i]
@@ -76,7 +77,8 @@ def _features(data: EncodedData, index: Sequence[int], width: int) -> dict[str, 
     return features
 
 
-def _targets(data: EncodedData, index: Sequence[int], width: int) -> np.ndarray:
+def batch_targets(data: EncodedData, index: Sequence[int], width: int) -> np.ndarray:
+    """The targets of rows `index`: label ids [rows], or tag ids right-padded with 0 to [rows, width]."""
     if isinstance(data.targets, np.ndarray):
         return data.targets[np.asarray(index)]
     out = np.zeros((len(index), width), dtype=np.int32)
@@ -94,7 +96,7 @@ def ordered_batches(data: EncodedData, batch_size: int) -> Iterator[tuple[np.nda
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         width = int(data.lengths[index].max())
-        yield index, _features(data, index, width)
+        yield index, batch_features(data, index, width)
 
 
 def bucket_batches(
@@ -161,12 +163,12 @@ def training_dataset(
                     if word_dropout > 0:
                         rng.random((len(index), width))
                     continue
-                features = _features(data, index, width)
+                features = batch_features(data, index, width)
                 if word_dropout > 0:
                     tok = features["token_ids"]
                     drop = (rng.random(tok.shape) < word_dropout) & (tok != PAD_ID)
                     tok[drop] = UNK_ID
-                targets = _targets(data, index, width)
+                targets = batch_targets(data, index, width)
                 if class_weights is None:
                     yield features, targets
                 else:

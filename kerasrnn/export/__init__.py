@@ -1,1 +1,1 @@
-"""Export of trained task models to TFLite and ONNX, with verification against the Keras model."""
+"""Export: the Keras model -> mask-free inference graph, TFLite and ONNX conversion, verification, report."""

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasrnn.files import atomic_path, atomic_write_bytes
+
 
 class ConversionError(RuntimeError):
     """A converter failed or crashed; the message says which artifact and how."""
@@ -81,11 +83,7 @@ def _convert_tflite(saved_model_dir: str, output_path: str, mode: str, data_file
 
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    content = converter.convert()
-    tmp = output_path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(content)
-    os.replace(tmp, output_path)
+    atomic_write_bytes(converter.convert(), output_path)
 
 
 def to_tflite(saved_model_dir, output_path, quantization: QuantizationConfig, timeout: float = 1800.0) -> Path:
@@ -121,12 +119,11 @@ def to_onnx(graph, output_path, opset: int = 17) -> Path:
     import tf2onnx
 
     output_path = Path(output_path)
-    tmp = output_path.with_name(output_path.name + ".tmp")
     signature = graph.input_signature(batch=None)
-    model_proto, _ = tf2onnx.convert.from_function(graph.function(batch=None), input_signature=signature,
-                                                   opset=opset, output_path=str(tmp))
-    onnx.checker.check_model(model_proto)
-    os.replace(tmp, output_path)
+    with atomic_path(output_path) as tmp:
+        model_proto, _ = tf2onnx.convert.from_function(graph.function(batch=None), input_signature=signature,
+                                                       opset=opset, output_path=str(tmp))
+        onnx.checker.check_model(model_proto)
     return output_path
 
 
@@ -135,9 +132,8 @@ def quantize_onnx(fp32_path, output_path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     output_path = Path(output_path)
-    tmp = output_path.with_name(output_path.stem + ".tmp.onnx")
-    quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
-    os.replace(tmp, output_path)
+    with atomic_path(output_path, suffix=".onnx") as tmp:
+        quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
     return output_path
 
 

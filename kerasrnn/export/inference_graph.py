@@ -62,40 +62,29 @@ class ModelWeights:
 
     @classmethod
     def from_model(cls, model) -> ModelWeights:
-        from kerasrnn.models import BiLanguageModel, SequenceTagger, TextClassifier
+        from kerasrnn.models import BiLanguageModel, SequenceTagger, Task
 
         if isinstance(model, BiLanguageModel):
             return cls._from_bilm(model)
-        if isinstance(model, SequenceTagger):
-            task, head = "tagging", model.get_layer("tag_logits")
-        elif isinstance(model, TextClassifier):
-            task, head = "classification", model.get_layer("label_logits")
-        else:
+        if not isinstance(model, Task):
             raise TypeError(f"expected a SequenceTagger or TextClassifier, got {type(model).__name__}")
+        task = "tagging" if isinstance(model, SequenceTagger) else "classification"
         enc = model.encoder
         char_embedding = char_kernel = char_bias = None
-        if enc.char_vocabulary_size:
-            cnn = enc.get_layer("char_cnn")
-            char_embedding = cnn.embedding.get_weights()[0]
-            char_kernel, char_bias = cnn.conv.get_weights()
-        layers = []
-        for i in range(enc.num_layers):
-            if enc.bidirectional:
-                bi = enc.get_layer(f"bi{enc.cell}_{i}")
-                fw, bw = bi.forward_layer.get_weights(), bi.backward_layer.get_weights()
-            else:
-                fw, bw = enc.get_layer(f"{enc.cell}_{i}").get_weights(), None
-            layers.append(RecurrentWeights(enc.cell, fw, bw, enc.units))
+        if enc.char_cnn is not None:
+            char_embedding = enc.char_cnn.embedding.get_weights()[0]
+            char_kernel, char_bias = enc.char_cnn.conv.get_weights()
+        layers = [RecurrentWeights(enc.cell, fw.get_weights(), bw.get_weights() if bw is not None else None, enc.units)
+                  for fw, bw in enc.recurrent_directions]
         return cls(
             task=task,
-            embedding=enc.get_layer("token_embedding").get_weights()[0],
+            embedding=enc.token_embedding.get_weights()[0],
             char_embedding=char_embedding, char_kernel=char_kernel, char_bias=char_bias,
             max_word_chars=enc.max_word_chars,
             layers=layers,
-            projection=tuple(enc.get_layer("projection").get_weights()),
-            head=tuple(head.get_weights()),
+            projection=tuple(enc.projection.get_weights()),
+            head=tuple(model.head.get_weights()),
         )
-
 
     @classmethod
     def _from_bilm(cls, lm) -> ModelWeights:

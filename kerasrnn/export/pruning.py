@@ -142,3 +142,33 @@ def prune_weights(weights: ModelWeights, train_data, *, sparsity: float, steps: 
 
 def gzip_size(path) -> int:
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
+
+
+def prune_and_export(run, export_dir: Path, settings, train_examples, test_examples) -> dict:
+    """Fine-tunes a pruned copy on the training examples, exports it to fp32 TFLite and scores it on the test
+    examples."""
+    import tempfile
+
+    from kerasrnn.export.converters import QuantizationConfig, save_saved_model, to_tflite
+    from kerasrnn.export.inference_graph import InferenceGraph
+    from kerasrnn.export.verify import progress
+    from kerasrnn.metrics import score
+    from kerasrnn.runtime.runners import TFLiteRunner, run_batched
+
+    config = run.config
+    progress(f"pruning to {settings.prune_sparsity:.0%} sparsity, {settings.prune_steps} fine-tuning steps")
+    train = run.preprocessor.encode(train_examples, targets=True)
+    result = prune_weights(ModelWeights.from_model(run.model), train, sparsity=settings.prune_sparsity,
+                           steps=settings.prune_steps, batch_size=config.training.batch_size, seed=settings.seed)
+    path = export_dir / "model_pruned.tflite"
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = save_saved_model(InferenceGraph(result.weights), Path(tmp) / "saved_model")
+        to_tflite(saved, path, QuantizationConfig.for_float32())
+    runner = TFLiteRunner(path, **run.preprocessor.sizes)
+    probs = run_batched(runner, run.encode(test_examples))
+    metric = score(config, test_examples, run.labels, probs)[config.task.metric]
+    return {
+        "file": path.name, "sparsity": result.sparsity, "measured_sparsity": round(result.measured_sparsity, 4),
+        "fine_tune_steps": result.steps, "test_metric": metric, "bytes": path.stat().st_size,
+        "gzip_bytes": gzip_size(path), "unpruned_fp32_gzip_bytes": gzip_size(export_dir / "model_fp32.tflite"),
+    }

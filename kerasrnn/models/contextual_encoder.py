@@ -118,6 +118,38 @@ class ContextualEncoder(keras.Model):
         self.recurrent_initializer = recurrent_init
         self.embeddings_initializer = embeddings_init
 
+    # Accessors: how other rooms (export, transfer, the Embedder) reach the layers, never by their names.
+    @property
+    def token_embedding(self):
+        return self.get_layer("token_embedding")
+
+    @property
+    def char_cnn(self):
+        """The CharCNN layer, or None without character features."""
+        return self.get_layer("char_cnn") if self.char_vocabulary_size else None
+
+    @property
+    def word_features(self):
+        """The layer whose output is the static word representation (embedding, plus char features)."""
+        return self.get_layer("word_features" if self.char_vocabulary_size else "token_embedding")
+
+    @property
+    def recurrent_layers(self) -> list:
+        """The recurrent layers, bottom first: `Bidirectional` wrappers, or LSTM/GRU layers when unidirectional."""
+        prefix = f"bi{self.cell}" if self.bidirectional else self.cell
+        return [self.get_layer(f"{prefix}_{i}") for i in range(self.num_layers)]
+
+    @property
+    def recurrent_directions(self) -> list[tuple]:
+        """(forward layer, backward layer or None) of each recurrent layer, bottom first."""
+        if self.bidirectional:
+            return [(bi.forward_layer, bi.backward_layer) for bi in self.recurrent_layers]
+        return [(rnn, None) for rnn in self.recurrent_layers]
+
+    @property
+    def projection(self):
+        return self.get_layer("projection")
+
     def get_config(self):
         return {
             "name": self.name,

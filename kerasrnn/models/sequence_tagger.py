@@ -1,10 +1,10 @@
 import keras
 
-from kerasrnn.models.task_model import deserialize_encoder, encoder_inputs, serialize_encoder
+from kerasrnn.models.task import Task
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
-class SequenceTagger(keras.Model):
+class SequenceTagger(Task):
     """Per-token tag logits on top of a `ContextualEncoder` (POS tagging, BIO named entities).
 
     Inputs: the encoder's inputs. Output: float32 logits [batch, time, num_tags] with the encoder's mask,
@@ -23,26 +23,8 @@ class SequenceTagger(keras.Model):
     (1, 3, 3)
     """
 
+    head_name = "tag_logits"
+    size_name = "num_tags"
+
     def __init__(self, encoder, num_tags, dropout=0.0, **kwargs):
-        encoder = deserialize_encoder(encoder)
-        inputs = encoder_inputs(encoder)
-        x = encoder(inputs)
-        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-        logits = keras.layers.Dense(num_tags, name="tag_logits")(x)
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-        self.encoder = encoder
-        self.num_tags = num_tags
-        self.dropout = dropout
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "encoder": serialize_encoder(self.encoder),
-            "num_tags": self.num_tags,
-            "dropout": self.dropout,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        super().__init__(encoder, num_tags, dropout=dropout, **kwargs)

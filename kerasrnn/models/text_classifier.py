@@ -1,11 +1,11 @@
 import keras
 
 from kerasrnn.layers.masked_mean_max_pooling import MaskedMeanMaxPooling
-from kerasrnn.models.task_model import deserialize_encoder, encoder_inputs, serialize_encoder
+from kerasrnn.models.task import Task
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
-class TextClassifier(keras.Model):
+class TextClassifier(Task):
     """Sentence label logits: a `ContextualEncoder`, masked mean+max pooling over valid tokens, a linear layer.
 
     Inputs: the encoder's inputs. Output: float32 logits [batch, num_labels]; padding changes neither
@@ -24,27 +24,12 @@ class TextClassifier(keras.Model):
     (1, 5)
     """
 
+    head_name = "label_logits"
+    size_name = "num_labels"
+
     def __init__(self, encoder, num_labels, dropout=0.0, **kwargs):
-        encoder = deserialize_encoder(encoder)
-        inputs = encoder_inputs(encoder)
-        x = encoder(inputs)
-        x = MaskedMeanMaxPooling(name="pooling")(x)
-        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-        logits = keras.layers.Dense(num_labels, name="label_logits")(x)
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-        self.encoder = encoder
-        self.num_labels = num_labels
-        self.dropout = dropout
+        super().__init__(encoder, num_labels, dropout=dropout, **kwargs)
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "encoder": serialize_encoder(self.encoder),
-            "num_labels": self.num_labels,
-            "dropout": self.dropout,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    @staticmethod
+    def features(x):
+        return MaskedMeanMaxPooling(name="pooling")(x)

@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from kerasrnn.files import atomic_write_text
+
 PAD_TOKEN = "<pad>"
 UNK_TOKEN = "<unk>"
 PAD_ID = 0
@@ -108,13 +110,15 @@ class Vocabulary:
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes one entry per line, atomically (temporary file, then rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write("".join(t + "\n" for t in self.tokens))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write_text("".join(t + "\n" for t in self.tokens), path)
+
+    def extended(self, counts_source: Iterable[Iterable[str]], min_count: int, max_size: int | None = None
+                 ) -> Vocabulary:
+        """This vocabulary with the entries of `counts_source` (iterables of tokens) that reach `min_count` and are
+        not in it appended after its ids: every existing id keeps its meaning."""
+        extra = Vocabulary.build(counts_source, min_count=min_count, max_size=max_size, lowercase=self.lowercase)
+        new = [t for t in extra.tokens[2:] if t not in self]
+        return Vocabulary(self.tokens + new, special_tokens=self.special_tokens, lowercase=self.lowercase)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, special_tokens: bool = True, lowercase: bool = False) -> Vocabulary:

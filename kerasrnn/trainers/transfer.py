@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from kerasrnn.text.vocabulary import Vocabulary
+from kerasrnn.run import load_run
 
 # Settings that must agree between the pre-trained run and the task for the weights to fit.
 SHAPE_KEYS = ("cell", "units", "embedding_dim", "char_embedding_dim", "char_filters", "char_kernel_size")
@@ -20,10 +18,8 @@ DATA_KEYS = ("lowercase", "use_chars", "max_word_chars")
 
 
 def load_pretrained(run_dir):
-    """The pre-trained run (a `kerasrnn.trainer.Run`: config, model loaded with our checks and safe_mode,
-    vocabularies), or an error saying how to make it."""
-    from kerasrnn.trainer import load_run
-
+    """The pre-trained run (a `kerasrnn.run.Run`: config, model loaded with our checks and safe_mode,
+    preprocessor), or an error saying how to make it."""
     run_dir = Path(run_dir)
     if not (run_dir / "model.keras").is_file():
         raise FileNotFoundError(
@@ -45,32 +41,15 @@ def check_compatible(config, pre) -> None:
         raise ValueError(f"model.init_from = {config.model.init_from!r} does not fit this config: " + "; ".join(diffs))
 
 
-def extend_vocabulary(base: Vocabulary, counts_source, min_count: int, max_size: int | None = None) -> Vocabulary:
-    """`base` with the words of `counts_source` (iterables of tokens) that reach `min_count` and are not in it
-    appended after its ids."""
-    extra = Vocabulary.build(counts_source, min_count=min_count, max_size=max_size, lowercase=base.lowercase)
-    new = [t for t in extra.tokens[2:] if t not in base]
-    return Vocabulary(base.tokens + new, special_tokens=base.special_tokens, lowercase=base.lowercase)
-
-
-def _recurrent_pairs(model) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
-    """(forward weights, backward weights) of each bidirectional layer that can start a task layer."""
+def _sources(model):
+    """(token embedding, char CNN or None, [(forward, backward) layers that can start a task layer]) of a
+    pre-trained BiLM or task model."""
     from kerasrnn.models import BiLanguageModel
 
     if isinstance(model, BiLanguageModel):
-        return [(model.forward_layers[0].get_weights(), model.backward_layers[0].get_weights())]
+        return model.token_embedding, model.char_cnn, [(model.forward_layers[0], model.backward_layers[0])]
     enc = model.encoder
-    return [(enc.get_layer(f"bi{enc.cell}_{i}").forward_layer.get_weights(),
-             enc.get_layer(f"bi{enc.cell}_{i}").backward_layer.get_weights()) for i in range(enc.num_layers)]
-
-
-def _embedding_layers(model):
-    from kerasrnn.models import BiLanguageModel
-
-    if isinstance(model, BiLanguageModel):
-        return model.token_embedding, model.char_cnn
-    enc = model.encoder
-    return enc.get_layer("token_embedding"), enc.get_layer("char_cnn") if enc.char_vocabulary_size else None
+    return enc.token_embedding, enc.char_cnn, enc.recurrent_directions
 
 
 def transfer_weights(task_model, pre, freeze: bool = False) -> list[str]:
@@ -78,27 +57,26 @@ def transfer_weights(task_model, pre, freeze: bool = False) -> list[str]:
     returns the names of the layers it wrote. With `freeze`, those layers stop training."""
     enc = task_model.encoder
     written = []
-    src_emb, src_cnn = _embedding_layers(pre.model)
-    dst_emb = enc.get_layer("token_embedding")
+    src_emb, src_cnn, src_pairs = _sources(pre.model)
+    dst_emb = enc.token_embedding
     table = dst_emb.get_weights()[0]
     source = src_emb.get_weights()[0]
     table[: len(source)] = source
     dst_emb.set_weights([table])
-    written.append(dst_emb.name)
+    written.append(dst_emb)
     if src_cnn is not None:
-        dst_cnn = enc.get_layer("char_cnn")
+        dst_cnn = enc.char_cnn
         chars = dst_cnn.embedding.get_weights()[0]
         src_chars = src_cnn.embedding.get_weights()[0]
         chars[: len(src_chars)] = src_chars
         dst_cnn.embedding.set_weights([chars])
         dst_cnn.conv.set_weights(src_cnn.conv.get_weights())
-        written.append(dst_cnn.name)
-    for i, (fw, bw) in enumerate(_recurrent_pairs(pre.model)[: enc.num_layers]):
-        bi = enc.get_layer(f"bi{enc.cell}_{i}")
-        bi.forward_layer.set_weights(fw)
-        bi.backward_layer.set_weights(bw)
-        written.append(bi.name)
+        written.append(dst_cnn)
+    for bi, (fw, bw) in zip(enc.recurrent_layers, src_pairs, strict=False):
+        bi.forward_layer.set_weights(fw.get_weights())
+        bi.backward_layer.set_weights(bw.get_weights())
+        written.append(bi)
     if freeze:
-        for name in written:
-            enc.get_layer(name).trainable = False
-    return written
+        for layer in written:
+            layer.trainable = False
+    return [layer.name for layer in written]

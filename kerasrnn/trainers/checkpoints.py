@@ -22,6 +22,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerasrnn.files import atomic_save_model, atomic_write_json
+
 STATE_FILE = "state.json"
 
 
@@ -29,34 +31,20 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
-def _fault(name: str) -> int | None:
+def fault(name: str) -> int | None:
     spec = os.environ.get("KERASRNN_FAULT", "")
     key, _, value = spec.partition("=")
     return int(value) if key == name and value.isdigit() else None
 
 
-def atomic_save_model(model, path: Path) -> None:
-    """Writes `path` through a temporary file, fsynced, then renamed: readers see the old file or the new one."""
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    kill_epoch = _fault("kill_in_checkpoint")
-    if kill_epoch is not None and path.name == epoch_file(kill_epoch):
-        os.kill(os.getpid(), signal.SIGKILL)
-    os.replace(tmp, path)
+def save_checkpoint(model, path: Path) -> None:
+    """`atomic_save_model`, with the `kill_in_checkpoint` test fault between writing and renaming."""
+    def kill_if_asked(_tmp):
+        kill_epoch = fault("kill_in_checkpoint")
+        if kill_epoch is not None and Path(path).name == epoch_file(kill_epoch):
+            os.kill(os.getpid(), signal.SIGKILL)
 
-
-def atomic_write_json(obj, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_save_model(model, path, before_rename=kill_if_asked)
 
 
 def seed_states(model) -> list:
@@ -107,7 +95,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
         name = epoch_file(epoch + 1)
-        atomic_save_model(self.model, self.dir / name)
+        save_checkpoint(self.model, self.dir / name)
         state = {
             "completed_epochs": epoch + 1,
             "checkpoint": name,
@@ -121,38 +109,3 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for old in self.dir.glob("epoch_*.keras"):
             if old.name != name:
                 old.unlink(missing_ok=True)
-
-
-class StopOnNaN(keras.callbacks.Callback):
-    """Stops at the first non-finite loss and remembers where (the epoch is not checkpointed)."""
-
-    def __init__(self):
-        super().__init__()
-        self.where = None
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.all(np.isfinite(loss)):
-            self.where = (self.epoch + 1, batch + 1)
-            self.model.stop_training = True
-
-
-class FaultInjection(keras.callbacks.Callback):
-    """Test faults from `KERASRNN_FAULT` (`nan_at_step=N`, `kill_at_step=N`); does nothing without it."""
-
-    def __init__(self):
-        super().__init__()
-        self.step = 0
-        self.nan_at, self.kill_at = _fault("nan_at_step"), _fault("kill_at_step")
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.step += 1
-        if self.kill_at is not None and self.step == self.kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        if self.nan_at is not None and self.step == self.nan_at:
-            for w in self.model.trainable_weights:
-                w.assign(np.full(w.shape, np.nan, dtype=w.dtype))

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasrnn.files import atomic_write_json
+
+ROOT = Path(__file__).resolve().parents[1]  # the workers run `python -m benchmarks.*` from here
 WARMUP_STEPS = 5
 SYNTHETIC = {"synthetic_long": (16, 256), "synthetic_64x64": (64, 64)}  # rows per batch, tokens per row
 
@@ -48,30 +51,28 @@ def synthetic_data(vocab_size: int, num_labels: int, rows: int, length: int, see
 def load_case(config_path: str, case: str, seed: int):
     """(config, encoded training data without characters, vocabulary size, number of labels)."""
     from kerasrnn.config import Config
-    from kerasrnn.data.pipeline import encode
-    from kerasrnn.text.vocabulary import Vocabulary
-    from kerasrnn.trainer import build_vocabularies, read_split
+    from kerasrnn.preprocessor import Preprocessor
+    from kerasrnn.run import read_split
 
     config = Config.load(config_path).replace("data", use_chars=False)
     if config.task.type != "tagging":
         raise ValueError(f"{config_path}: the training benchmark compares taggers; this config is a "
                          f"{config.task.type} task")
     examples = read_split(config, "train")
-    vocab, _ = build_vocabularies(config, examples)
-    labels = Vocabulary.for_labels(t for e in examples for t in e.tags)
+    preprocessor = Preprocessor.build(config, examples)
+    vocab_size, num_labels = len(preprocessor.vocab), len(preprocessor.labels)
     if case in SYNTHETIC:
         rows, length = SYNTHETIC[case]
         config = config.replace("training", batch_size=rows)
-        return config, synthetic_data(len(vocab), len(labels), 4 * rows, length, seed), len(vocab), len(labels)
+        return config, synthetic_data(vocab_size, num_labels, 4 * rows, length, seed), vocab_size, num_labels
     if case != "real":
         raise ValueError(f"unknown benchmark case {case!r}; choose real, {', '.join(SYNTHETIC)}")
-    data = encode(examples, vocab, labels, max_length=config.data.max_length)
-    return config, data, len(vocab), len(labels)
+    return config, preprocessor.encode(examples, targets=True), vocab_size, num_labels
 
 
 def save_batches(config, data, batches, vocab_size: int, num_labels: int, path: Path) -> Path:
     """The batches as right-padded arrays plus the model sizes, for both workers."""
-    from kerasrnn.data.pipeline import _features, _targets
+    from kerasrnn.data.pipeline import batch_features, batch_targets
 
     m, t = config.model, config.training
     meta = {"vocab_size": vocab_size, "num_labels": num_labels, "embedding_dim": m.embedding_dim, "units": m.units,
@@ -82,8 +83,8 @@ def save_batches(config, data, batches, vocab_size: int, num_labels: int, path: 
     arrays = {"meta": np.array(json.dumps(meta))}
     for i, index in enumerate(batches):
         width = int(data.lengths[index].max())
-        arrays[f"tok_{i}"] = _features(data, index, width)["token_ids"]
-        arrays[f"tgt_{i}"] = _targets(data, index, width)
+        arrays[f"tok_{i}"] = batch_features(data, index, width)["token_ids"]
+        arrays[f"tgt_{i}"] = batch_targets(data, index, width)
     np.savez(path, **arrays)
     return path
 
@@ -97,7 +98,7 @@ def run_ours(path: str, threads: int) -> dict:
     import keras
 
     from kerasrnn.config import Config
-    from kerasrnn.trainer import build_model, make_optimizer
+    from kerasrnn.trainers.build import build_model, make_optimizer
 
     saved = np.load(path)
     meta = json.loads(str(saved["meta"]))
@@ -165,11 +166,11 @@ def combine(runs: list[dict]) -> dict:
 
 def run_side(side: str, batches_path: Path, threads: int) -> dict:
     """One side in a fresh worker process; returns its summary."""
-    module = ["training.benchmark", "--worker"] if side == "ours" else ["training.torch_reference"]
-    cmd = [sys.executable, "-m", *module, str(batches_path), str(threads)]
+    module = ["benchmarks.train_throughput", "--worker"] if side == "ours" else ["benchmarks.torch_reference"]
+    cmd = [sys.executable, "-m", *module, str(Path(batches_path).resolve()), str(threads)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads),
            "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return summarise(json.loads(line[len("RESULT "):]))
@@ -251,8 +252,10 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
     pads = padding_report(*(real or load_case(config_path, "real", seed)[:2]), seed)
     result["padding_fraction"] = pads["bucketed"]
     result["padding_fraction_unbucketed"] = pads["unbucketed"]
-    tmp = output_dir / "train_bench.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, output_dir / "train_bench.json")
+    atomic_write_json(result, output_dir / "train_bench.json")
     plot(result, output_dir / "train_bench.png")
     return result
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:  # one side's worker process (see run_side)
+    print("RESULT " + json.dumps(run_ours(sys.argv[2], int(sys.argv[3]))), flush=True)

@@ -10,25 +10,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from kerasrnn.files import atomic_write_json
+from kerasrnn.runtime.timing import latency_input, time_calls
+
 ARTIFACT_ORDER = ("keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_int8_len32.tflite",
                   "model_fp32.onnx", "model_int8.onnx")
-
-
-def time_calls(fn, runs: int) -> dict[str, float]:
-    """Median and p90 wall time of `fn()` in milliseconds over `runs` calls, after 5 warm-up calls."""
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return {"p50": float(np.median(times)), "p90": float(np.percentile(times, 90))}
 
 
 def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
@@ -37,9 +27,8 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from kerasrnn.export.exporter import latency_input, runner_sizes
+    from kerasrnn.run import load_run, read_split
     from kerasrnn.runtime.runners import KerasRunner, load_runner
-    from kerasrnn.trainer import load_run, read_split
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
@@ -52,7 +41,7 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
         runners = {"keras": KerasRunner(model=run.model)}
     files = sorted((run_dir / "export").glob("model_*.tflite")) + sorted((run_dir / "export").glob("model_*.onnx"))
     for path in files:
-        runners[path.name] = load_runner(path, num_threads=threads, **runner_sizes(run))
+        runners[path.name] = load_runner(path, num_threads=threads, **run.preprocessor.sizes)
     results = {}
     for name, runner in runners.items():
         results[name] = {}
@@ -72,17 +61,14 @@ def benchmark(run_dir, seq_lens=(16, 32, 128), threads=(1, 2), runs: int = 100) 
     out = {"batch": 1, "runs": runs, "seq_lens": list(seq_lens), "threads": list(threads), "results": {}}
     for t in threads:
         print(f"[benchmark] timing with {t} thread(s)", flush=True)
-        cmd = [sys.executable, "-m", "kerasrnn.runtime.benchmark", str(run_dir), str(t),
+        cmd = [sys.executable, "-m", "kerasrnn.runtime.latency", str(run_dir), str(t),
                ",".join(map(str, seq_lens)), str(runs)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"benchmark worker ({t} threads) failed:\n{proc.stderr[-3000:]}")
         out["results"][str(t)] = json.loads(proc.stdout.strip().splitlines()[-1])
-    path = run_dir / "export" / "bench.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(out, run_dir / "export" / "bench.json")
     plot(out, run_dir / "export" / "bench.png")
     return out
 

@@ -1,10 +1,10 @@
-"""The PyTorch reference of the seed's model, trained on batches saved by `training.benchmark`.
+"""The PyTorch reference of the seed's model, trained on batches saved by `benchmarks.train_throughput`.
 
 Imports NumPy and PyTorch only (no TensorFlow in this process, so its peak RSS is PyTorch's own):
 nn.Embedding(padding_idx=0) -> bidirectional nn.LSTM over `pack_padded_sequence` -> Linear projection -> Linear head,
 Adam (0.9, 0.999) with gradient-norm clipping and a cosine schedule with linear warm-up.
 
-`python -m training.torch_reference BATCHES.npz THREADS` prints one `RESULT {json}` line.
+`python -m benchmarks.torch_reference BATCHES.npz THREADS` (from the repository root) prints one `RESULT {json}` line.
 """
 
 import json

@@ -1,0 +1,103 @@
+"""Verification of every artifact against the Keras model on the test split: the target's metric, parity on
+valid positions, padding invariance, ops, size and latency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kerasrnn.data.pipeline import EncodedData
+from kerasrnn.export.converters import onnx_ops, tflite_ops
+from kerasrnn.export.settings import ExportSettings
+from kerasrnn.runtime.runners import load_runner, run_batched
+from kerasrnn.runtime.timing import latency_input, time_calls
+
+
+def progress(message: str) -> None:
+    print(f"[export] {message}", flush=True)
+
+
+def verify(target, preprocessor, export_dir: Path, settings: ExportSettings, artifacts, examples) -> dict:
+    """{"keras": ..., ARTIFACT: ...} for the test `examples` (as the target takes them).
+
+    A fixed-length artifact is scored on the test sentences that fit its length, against the Keras model on the
+    same sentences (`rows_scored` says how many).
+    """
+    examples = target.test_examples(examples)
+    data = preprocessor.encode(examples)
+    keras_runner = target.keras_runner()
+    reference = target.reference(keras_runner, data)
+    lat_features = latency_input(data, settings.latency_tokens)
+    keras_entry = target.keras_entry(examples, reference)
+    report = {"keras": {**keras_entry, "latency_ms": _latency(keras_runner, lat_features, settings.latency_runs)}}
+    for name in artifacts:
+        path = export_dir / name
+        progress(f"verifying {name}")
+        runner = load_runner(path, num_threads=1, **preprocessor.sizes)
+        fixed = getattr(runner, "fixed_length", None)
+        index = [i for i in range(len(data)) if fixed is None or len(data.token_ids[i]) <= fixed]
+        rows = subset(data, index)
+        outputs = run_batched(runner, rows)
+        ref = [reference[i] for i in index]
+        entry = target.artifact_entry([examples[i] for i in index], outputs, ref, fixed is not None, keras_entry)
+        flat_out, flat_ref = target.flatten(outputs), target.flatten(ref)
+        entry.update(artifact_checks(runner, path, rows, flat_out, flat_ref, settings, lat_features,
+                                     f"{len(index)} of {len(data)}"))
+        entry["parity"].update(target.parity_extra(flat_out, flat_ref))
+        report[name] = entry
+    return report
+
+
+def subset(data: EncodedData, index) -> EncodedData:
+    return EncodedData([data.token_ids[i] for i in index],
+                       [data.char_ids[i] for i in index] if data.char_ids is not None else None, None)
+
+
+def _latency(runner, features, runs: int) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in time_calls(lambda: runner(features), runs).items()}
+
+
+def artifact_checks(runner, path: Path, rows, outputs, reference, settings: ExportSettings, lat_features,
+                    rows_scored: str) -> dict:
+    """Size, ops, parity (max |difference|, mean and minimum cosine on valid positions), padding and latency."""
+    fixed = getattr(runner, "fixed_length", None)
+    cos = np.sum(outputs * reference, -1) / np.maximum(
+        np.linalg.norm(outputs, axis=-1) * np.linalg.norm(reference, axis=-1), 1e-12)
+    check = subset(rows, range(min(settings.parity_sentences, len(rows))))
+    pad_diff = max(float(np.abs(a - b).max()) for a, b in zip(
+        run_batched(runner, check), padded_outputs(runner, check, settings.extra_padding, fixed), strict=True))
+    result = {
+        "bytes": path.stat().st_size,
+        "ops": tflite_ops(path) if path.suffix == ".tflite" else onnx_ops(path),
+        "parity": {"max_abs": float(np.abs(outputs - reference).max()), "mean_cos": float(cos.mean()),
+                   "min_cos": float(cos.min())},
+        "padding_max_diff": pad_diff,
+        "latency_ms": _latency(runner, _fit_length(lat_features, fixed), settings.latency_runs),
+    }
+    if fixed is not None:
+        result["fixed_length"] = fixed
+        result["rows_scored"] = rows_scored
+        if fixed < settings.latency_tokens:
+            result["latency_tokens"] = fixed
+    return result
+
+
+def _fit_length(features: dict, fixed: int | None) -> dict:
+    """Latency features cut to a fixed-length artifact's length when it is shorter."""
+    return features if fixed is None else {k: v[:, :fixed] for k, v in features.items()}
+
+
+def padded_outputs(runner, data, extra: int, fixed_length: int | None = None) -> list:
+    """Outputs of each row run alone with `extra` pad positions appended (up to a fixed length), cut back to the
+    valid positions."""
+    out = []
+    for i in range(len(data)):
+        n = len(data.token_ids[i])
+        pad = extra if fixed_length is None else min(extra, fixed_length - n)
+        features = {"token_ids": np.pad(data.token_ids[i], (0, pad))[None, :]}
+        if data.char_ids is not None:
+            features["char_ids"] = np.pad(data.char_ids[i], ((0, pad), (0, 0)))[None, :]
+        probs = runner(features)[0]
+        out.append(probs[:n] if probs.ndim == 2 else probs)
+    return out

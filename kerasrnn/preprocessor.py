@@ -1,0 +1,156 @@
+"""Text to model inputs and back: the vocabularies, characters and labels of a model, in one object.
+
+A `Preprocessor` builds its vocabularies from training examples, encodes examples into id arrays, saves itself as
+plain text files (`vocab.txt`, `chars.txt`, `labels.txt`), loads from a run folder (with its `config.toml`) or an
+export folder (with its `metadata.json`), and describes itself exactly enough for an app to re-implement it
+(`describe()`, the preprocessing part of `metadata.json`). Plain Python and NumPy: never inside an exported graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from kerasrnn.data.pipeline import EncodedData, encode
+from kerasrnn.text.tokenizer import WordTokenizer
+from kerasrnn.text.vocabulary import PAD_ID, UNK_ID, Vocabulary
+
+VOCAB_FILE, CHARS_FILE, LABELS_FILE = "vocab.txt", "chars.txt", "labels.txt"
+
+
+@dataclasses.dataclass
+class Preprocessor:
+    """Args:
+    task_type: str. "tagging", "classification" or "language_model".
+    vocab: Vocabulary. Token ids (0 pad, 1 unknown); lowercases lookups when the run does.
+    labels: Vocabulary or None. Tag or label ids; None for a language model.
+    char_vocab: Vocabulary or None. Character ids, when the model reads characters.
+    max_length: int. Tokens kept per sentence.
+    max_word_chars: int. Characters kept per token.
+    """
+
+    task_type: str
+    vocab: Vocabulary
+    labels: Vocabulary | None
+    char_vocab: Vocabulary | None
+    max_length: int
+    max_word_chars: int
+
+    @classmethod
+    def build(cls, config, examples, pretrained: Preprocessor | None = None) -> Preprocessor:
+        """Vocabularies of the training examples; with a pre-trained preprocessor, its vocabularies with the
+        examples' new entries appended (pre-trained ids keep their meaning)."""
+        d = config.data
+        words = (e.tokens for e in examples)
+        chars = ((c for c in tok) for e in examples for tok in e.tokens)
+        if pretrained is not None:
+            vocab = pretrained.vocab.extended(words, d.min_count)
+            char_vocab = pretrained.char_vocab.extended(chars, d.char_min_count) if d.use_chars else None
+        else:
+            vocab = Vocabulary.build(words, min_count=d.min_count, max_size=d.max_vocab, lowercase=d.lowercase)
+            char_vocab = Vocabulary.build(chars, min_count=d.char_min_count) if d.use_chars else None
+        labels = None
+        if config.task.type == "tagging":
+            labels = Vocabulary.for_labels(tag for e in examples for tag in e.tags)
+        elif config.task.type == "classification":
+            labels = Vocabulary.for_labels(e.label for e in examples)
+        return cls(config.task.type, vocab, labels, char_vocab, d.max_length, d.max_word_chars)
+
+    @classmethod
+    def from_run_dir(cls, folder, config) -> Preprocessor:
+        """The preprocessor a run folder's `config.toml` (`config`) and vocabulary files describe."""
+        folder = Path(folder)
+        d = config.data
+        labels = (None if config.task.type == "language_model"
+                  else Vocabulary.load(folder / LABELS_FILE, special_tokens=False))
+        return cls(config.task.type, Vocabulary.load(folder / VOCAB_FILE, lowercase=d.lowercase), labels,
+                   Vocabulary.load(folder / CHARS_FILE) if d.use_chars else None, d.max_length, d.max_word_chars)
+
+    @classmethod
+    def from_export_dir(cls, folder) -> Preprocessor:
+        """The preprocessor an export folder's `metadata.json` describes."""
+        folder = Path(folder)
+        meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+        char_file, labels_file = meta.get("char_vocabulary_file"), meta.get("labels_file")
+        return cls(
+            task_type=meta["task_type"],
+            vocab=Vocabulary.load(folder / meta["vocabulary_file"], lowercase=meta["lowercase"]),
+            labels=Vocabulary.load(folder / labels_file, special_tokens=False) if labels_file else None,
+            char_vocab=Vocabulary.load(folder / char_file) if char_file else None,
+            max_length=meta["max_length"],
+            max_word_chars=meta.get("max_word_chars", 16),
+        )
+
+    @classmethod
+    def find(cls, model_path) -> Preprocessor:
+        """The preprocessor of a model file: from `metadata.json` beside it (an export folder) or from
+        `config.toml` beside it (a run folder)."""
+        folder = Path(model_path).resolve().parent
+        if (folder / "metadata.json").is_file():
+            return cls.from_export_dir(folder)
+        if (folder / "config.toml").is_file():
+            from kerasrnn.config import Config
+
+            return cls.from_run_dir(folder, Config.load(folder / "config.toml"))
+        raise FileNotFoundError(f"{folder}: no metadata.json (export folder) or config.toml (run folder) beside "
+                                f"{Path(model_path).name}")
+
+    def save(self, folder) -> None:
+        folder = Path(folder)
+        self.vocab.save(folder / VOCAB_FILE)
+        if self.labels is not None:
+            self.labels.save(folder / LABELS_FILE)
+        if self.char_vocab is not None:
+            self.char_vocab.save(folder / CHARS_FILE)
+
+    def encode(self, examples, targets: bool = False) -> EncodedData:
+        """Id arrays of the examples, cut to `max_length`. With `targets`: tag or label ids (a label outside the
+        label vocabulary is an error naming it), or for a language model the token ids themselves (the clean
+        targets when the inputs get word dropout)."""
+        labels = self.labels if targets else None
+        data = encode(examples, self.vocab, labels, char_vocab=self.char_vocab, max_word_chars=self.max_word_chars,
+                      max_length=self.max_length)
+        if targets and self.labels is None:
+            data.targets = [ids.copy() for ids in data.token_ids]
+        return data
+
+    @property
+    def sizes(self) -> dict:
+        """The id ranges a runner validates its inputs against."""
+        return {"vocabulary_size": len(self.vocab),
+                "char_vocabulary_size": len(self.char_vocab) if self.char_vocab else 0,
+                "max_word_chars": self.max_word_chars}
+
+    def describe(self) -> dict:
+        """How an app turns text into the model's inputs: the preprocessing part of `metadata.json`."""
+        meta = {
+            "task_type": self.task_type,
+            "inputs": {"token_ids": {"dtype": "int32", "shape": ["batch", "time"],
+                                     "tflite_shape": [1, "time"], "onnx_shape": ["batch", "time"]}},
+            "pad_id": PAD_ID,
+            "unknown_id": UNK_ID,
+            "padding": "right: a row is its token ids followed by 0s; every row holds at least one token",
+            "vocabulary_file": VOCAB_FILE,
+            "vocabulary_size": len(self.vocab),
+            **({} if self.labels is None else {"labels_file": LABELS_FILE, "labels": self.labels.tokens}),
+            "files_format": "UTF-8 text, one entry per line; the id of an entry is its 0-based line number",
+            "lowercase": self.vocab.lowercase,
+            "max_length": self.max_length,
+            "tokenization": (
+                f"{WordTokenizer.__doc__.strip().splitlines()[0]} NFC normalization; control characters dropped; "
+                "punctuation split off; clitics split as in the Penn Treebank (don't -> do n't, it's -> it 's); "
+                "URLs, e-mail addresses, @mentions, #hashtags and numbers kept whole. Python reference: "
+                "kerasrnn.text.WordTokenizer. Lowercase before the vocabulary lookup when lowercase is true; "
+                "a token not in the vocabulary gets unknown_id; cut rows to max_length tokens."
+            ),
+        }
+        if self.char_vocab is not None:
+            meta["inputs"]["char_ids"] = {"dtype": "int32", "shape": ["batch", "time", self.max_word_chars],
+                                          "tflite_shape": [1, "time", self.max_word_chars]}
+            meta["char_vocabulary_file"] = CHARS_FILE
+            meta["char_vocabulary_size"] = len(self.char_vocab)
+            meta["max_word_chars"] = self.max_word_chars
+            meta["char_rule"] = ("for each token, the ids of its first max_word_chars characters (original case) in "
+                                 "chars.txt, unknown characters -> 1, right-padded with 0; padded tokens are all 0")
+        return meta

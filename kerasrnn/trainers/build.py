@@ -1,0 +1,71 @@
+"""Models and optimizers from a `Config`, and the training-history picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kerasrnn.config import Config
+
+
+def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_size: int):
+    """The config's task model (a SequenceTagger or TextClassifier on a ContextualEncoder)."""
+    from kerasrnn.models import ContextualEncoder, SequenceTagger, TextClassifier
+
+    m = config.model
+    encoder = ContextualEncoder(
+        vocabulary_size=vocab_size, embedding_dim=m.embedding_dim, cell=m.cell, num_layers=m.num_layers,
+        units=m.units, bidirectional=m.bidirectional, output_dim=m.output_dim, dropout=m.dropout,
+        char_vocabulary_size=char_vocab_size, char_embedding_dim=m.char_embedding_dim, char_filters=m.char_filters,
+        char_kernel_size=m.char_kernel_size, max_word_chars=config.data.max_word_chars, name="encoder",
+    )
+    if config.task.type == "tagging":
+        return SequenceTagger(encoder, num_labels, dropout=m.head_dropout, name="tagger")
+    return TextClassifier(encoder, num_labels, dropout=m.head_dropout, name="classifier")
+
+
+def build_language_model(config: Config, vocab_size: int, char_vocab_size: int):
+    """The config's BiLanguageModel."""
+    from kerasrnn.models import BiLanguageModel
+
+    m = config.model
+    return BiLanguageModel(
+        vocabulary_size=vocab_size, embedding_dim=m.embedding_dim, cell=m.cell, num_layers=m.num_layers,
+        units=m.units, dropout=m.dropout, char_vocabulary_size=char_vocab_size,
+        char_embedding_dim=m.char_embedding_dim, char_filters=m.char_filters, char_kernel_size=m.char_kernel_size,
+        max_word_chars=config.data.max_word_chars, num_sampled=min(m.num_sampled, vocab_size), name="bilm",
+    )
+
+
+def make_optimizer(t, total_steps: int):
+    """Adam (beta1 0.9, beta2 0.999, clipnorm) on a CosineDecay schedule with linear warm-up."""
+    warmup = int(t.warmup_fraction * total_steps)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else t.learning_rate, decay_steps=max(total_steps - warmup, 1),
+        alpha=t.min_learning_rate_ratio, warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup,
+    )
+    return keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.999, clipnorm=t.clipnorm)
+
+
+def plot_history(history: dict, metric: str, path: Path) -> None:
+    """Training loss and the dev metric per epoch, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, history["loss"], marker="o", label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot(epochs, history[f"val_{metric}"], marker="o", color="tab:green", label=f"dev {metric}")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel(metric)
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,233 @@
+"""Training of a task model from a `Config`, into a run directory (see `kerasrnn.run` for what it holds)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import kerasrnn.trainers.distribute as distribute
+from kerasrnn.config import Config
+from kerasrnn.data.pipeline import EncodedData, steps_per_epoch, training_dataset
+from kerasrnn.data.readers import Example
+from kerasrnn.files import atomic_save_model, atomic_write_json
+from kerasrnn.metrics import score
+from kerasrnn.preprocessor import Preprocessor
+from kerasrnn.run import read_splits
+from kerasrnn.safe_load import load_model
+from kerasrnn.trainers.build import build_model, make_optimizer, plot_history
+from kerasrnn.trainers.callbacks import DevMetric, FaultInjection, StopOnNaN
+from kerasrnn.trainers.checkpoints import (
+    STATE_FILE,
+    EpochCheckpoint,
+    TrainingDiverged,
+    read_state,
+    restore_seed_states,
+)
+from kerasrnn.trainers.evaluation import predict
+from kerasrnn.trainers.transfer import check_compatible, load_pretrained, transfer_weights
+
+
+def train(config: Config, output_dir, *, verbose: int | None = None, resume: bool = False) -> dict:
+    """Trains the config's task model (or pre-trains its language model), keeps the best epoch on the dev
+    metric, evaluates dev and test, and writes the run directory. Returns the metrics dict written to
+    `metrics.json`.
+
+    `resume=True` continues an interrupted run in `output_dir` from its last epoch checkpoint (see
+    `kerasrnn.trainers.checkpoints`); the config must be the one the run was started with."""
+    verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
+    if config.task.type == "language_model":
+        from kerasrnn.trainers.language_model import train_language_model
+
+        if resume or distribute.num_workers() > 1:
+            raise ValueError("language-model pre-training runs on one process from the start: --resume and "
+                             "multi-worker training are for task models")
+        return train_language_model(config, output_dir, verbose=verbose)
+
+    strategy = distribute.make_strategy()  # before any other TensorFlow work
+    chief = distribute.is_chief()
+    # Only the chief writes the run directory; other workers write to a scratch folder they delete at the end.
+    output_dir = Path(output_dir) if chief else Path(tempfile.mkdtemp(prefix="kerasrnn-worker-"))
+    (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.training.seed)
+    try:
+        return _train(config, output_dir, strategy, verbose, resume and chief)
+    finally:
+        if not chief:
+            shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def weights_fingerprint(model) -> str:
+    """A short hash of all weights (float32 bytes): equal on every worker of a multi-worker run."""
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Splits:
+    """Each split read and encoded once: examples and their ids with targets."""
+
+    examples: dict[str, list[Example]]
+    data: dict[str, EncodedData]
+
+
+def _resume_state(config: Config, output_dir: Path, resume: bool) -> dict | None:
+    checkpoint_dir = output_dir / "checkpoints"
+    state = read_state(checkpoint_dir) if resume else None
+    if resume and state is None:
+        raise ValueError(f"--resume: {checkpoint_dir} holds no {STATE_FILE}; nothing to resume")
+    if state is not None and (output_dir / "config.toml").read_text(encoding="utf-8") != config.to_toml():
+        raise ValueError(f"--resume: the config differs from {output_dir / 'config.toml'}, which the interrupted "
+                         "run was started with; resume with that config")
+    for leftover in checkpoint_dir.glob("*.tmp*"):  # half-written by a killed process; never read
+        leftover.unlink()
+    return state
+
+
+def _prepare(config: Config, output_dir: Path):
+    """Reads and encodes the splits, builds the preprocessor (from the pre-trained run's when `init_from`), and
+    writes the preprocessor files and `config.toml`. Returns (preprocessor, splits, pre-trained run or None)."""
+    train_examples, dev_examples, test_examples = read_splits(config)
+    pretrained = None
+    if config.model.init_from:
+        pretrained = load_pretrained(config.model.init_from)
+        check_compatible(config, pretrained)
+    preprocessor = Preprocessor.build(config, train_examples, pretrained.preprocessor if pretrained else None)
+    examples = {"train": train_examples, "dev": dev_examples, "test": test_examples}
+    # Encoding the test split now fails before training, not after, on a test label never seen in training.
+    splits = Splits(examples, {k: preprocessor.encode(v, targets=True) for k, v in examples.items()})
+    preprocessor.save(output_dir)
+    config.save(output_dir / "config.toml")
+    return preprocessor, splits, pretrained
+
+
+def _restore(model, checkpoint_dir: Path, state: dict) -> None:
+    """Weights, optimizer moments and step (so the schedule) of the last epoch, and the dropout seed states."""
+    checkpoint = load_model(checkpoint_dir / state["checkpoint"])
+    model.optimizer.build(model.trainable_variables)
+    model.set_weights(checkpoint.get_weights())
+    for mine, saved in zip(model.optimizer.variables, checkpoint.optimizer.variables, strict=True):
+        mine.assign(saved)
+    if "seed_states" in state:  # dropout masks continue where the interrupted run's would have
+        restore_seed_states(model, state["seed_states"])
+
+
+def _dataset(config: Config, data: EncodedData, strategy, model, class_weights, initial_epoch: int):
+    t = config.training
+    if distribute.num_workers() > 1:
+        # Each worker takes its rows of every global batch, so all workers step through the same batches.
+        dataset = strategy.distribute_datasets_from_function(lambda ctx: training_dataset(
+            data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout, class_weights=class_weights,
+            shard=(ctx.input_pipeline_id, ctx.num_input_pipelines)))
+        sample = next(iter(training_dataset(data, t.batch_size, seed=t.seed, class_weights=class_weights)))
+        _fit_multi_worker(model, strategy, sample)
+        return dataset
+    return training_dataset(data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout,
+                            class_weights=class_weights, start_epoch=initial_epoch)
+
+
+def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: bool) -> dict:
+    t = config.training
+    checkpoint_dir = output_dir / "checkpoints"
+    state = _resume_state(config, output_dir, resume)
+    preprocessor, splits, pretrained = _prepare(config, output_dir)
+    vocab, labels, char_vocab = preprocessor.vocab, preprocessor.labels, preprocessor.char_vocab
+
+    steps = steps_per_epoch(splits.data["train"], t.batch_size, min_rows=distribute.num_workers())
+    with strategy.scope():
+        model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0)
+        if pretrained is not None and state is None:  # on resume the checkpoint below holds every weight
+            written = transfer_weights(model, pretrained, freeze=config.model.freeze_encoder)
+            print(f"{config.task.name}: started {', '.join(written)} from {config.model.init_from} "
+                  f"({len(pretrained.vocab)} of {len(vocab)} words pre-trained"
+                  f"{'; frozen' if config.model.freeze_encoder else ''})", flush=True)
+        model.compile(optimizer=make_optimizer(t, steps * t.epochs),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        if state is not None:
+            _restore(model, checkpoint_dir, state)
+
+    metric = config.task.metric
+    monitor = DevMetric(config, splits.examples["dev"], splits.data["dev"], labels, checkpoint_dir / "best.keras",
+                        patience=t.patience)
+    initial_epoch, seconds_before, history_before = 0, 0.0, {}
+    if state is not None:
+        initial_epoch, seconds_before = state["completed_epochs"], state["train_seconds"]
+        history_before = state["history"]
+        monitor.best, monitor.best_epoch = state["best"], state["best_epoch"]
+        monitor.best_weights = load_model(checkpoint_dir / "best.keras").get_weights()
+        print(f"{config.task.name}: resuming after epoch {initial_epoch} from {checkpoint_dir / state['checkpoint']} "
+              f"(best dev {metric} {monitor.best:.4f} at epoch {monitor.best_epoch + 1})", flush=True)
+    checkpointer = EpochCheckpoint(checkpoint_dir, monitor, history_before, seconds_before,
+                                   clock=lambda: time.perf_counter() - start)  # `start` is set just before fit
+    nan_stop = StopOnNaN()
+    callbacks = [nan_stop, FaultInjection(), monitor, checkpointer,
+                 keras.callbacks.TensorBoard(log_dir=str(output_dir / "logs"), write_graph=False)]
+    n = {k: len(v) for k, v in splits.examples.items()}
+    print(f"{config.task.name}: {n['train']} train / {n['dev']} dev / {n['test']} test "
+          f"examples, vocabulary {len(vocab)}, {len(labels)} labels, {model.count_params():,} parameters, "
+          f"{steps} steps per epoch; {distribute.describe(strategy)}", flush=True)
+    class_weights = None
+    if t.entity_weight != 1.0 and config.task.type == "tagging":
+        class_weights = np.array([1.0 if tag == "O" else t.entity_weight for tag in labels.tokens], np.float32)
+    dataset = _dataset(config, splits.data["train"], strategy, model, class_weights, initial_epoch)
+    start = time.perf_counter()
+    model.fit(dataset, epochs=t.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
+              shuffle=False, initial_epoch=initial_epoch)
+    if nan_stop.where is not None:
+        epoch, step = nan_stop.where
+        last = read_state(checkpoint_dir)
+        kept = (f"the last good checkpoint is {checkpoint_dir / last['checkpoint']} (after epoch "
+                f"{last['completed_epochs']}); --resume continues from it" if last else "no epoch had finished")
+        raise TrainingDiverged(f"{config.task.name}: the training loss became NaN or infinite at epoch {epoch}, "
+                               f"step {step}; {kept}. Lower training.learning_rate or training.clipnorm.")
+    train_seconds = seconds_before + time.perf_counter() - start
+    history = checkpointer.history
+    epochs_run = len(history["loss"])
+    model.set_weights(monitor.best_weights)
+    atomic_save_model(model, output_dir / "model.keras")
+
+    result = {
+        "task": config.task.name,
+        "metric": metric,
+        **{split: score(config, splits.examples[split], labels, predict(model, splits.data[split]))
+           for split in ("dev", "test")},
+        "train_seconds": round(train_seconds, 1),
+        "train_tokens_per_second": round(float(splits.data["train"].lengths.sum()) * epochs_run / train_seconds, 1),
+        "epochs": epochs_run,
+        "best_epoch": monitor.best_epoch + 1,
+        "parameters": model.count_params(),
+        "distribution": distribute.describe(strategy),
+        "weights_fingerprint": weights_fingerprint(model),
+        "history": {k: [round(float(x), 6) for x in v] for k, v in history.items()},
+    }
+    atomic_write_json(result, output_dir / "metrics.json")
+    plot_history(history, metric, output_dir / "history.png")
+    print(f"{config.task.name}: best epoch {result['best_epoch']}, dev {metric} {result['dev'][metric]:.4f}, "
+          f"test {metric} {result['test'][metric]:.4f}; weights fingerprint {result['weights_fingerprint']}",
+          flush=True)
+    return result
+
+
+def _fit_multi_worker(model, strategy, sample) -> None:
+    """Works around two faults of Keras 3.15 `fit()` under MultiWorkerMirroredStrategy (keras-team/keras#20329,
+    #20585), on this model instance only:
+    - fit() first all-reduces one input batch to build the model symbolically, which fails on dict inputs and on
+      batches whose width differs between workers: build from a local batch instead and skip that step;
+    - fit() averages the step's logs with `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars: the
+      step returns each log as a 1-element vector, whose mean over workers is the global value."""
+    import tensorflow as tf
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=sample)
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    train_step = model.train_step
+    model.train_step = lambda data: {k: tf.reshape(v, [1]) for k, v in train_step(data).items()}
