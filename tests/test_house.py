@@ -87,6 +87,22 @@ def test_runtime_imports_no_training_or_export_code():
     assert bad == set()
 
 
+# The rooms, bottom first (README "Where things live"); a module imports only its own room and rooms before it.
+ROOMS = [("files", "safe_load"), ("text",), ("data",), ("layers",), ("models",), ("config",), ("preprocessor",),
+         ("run", "metrics"), ("embedder", "contexts"), ("runtime",), ("trainers",), ("export",), ("cli",)]
+
+
+def _room(module: str) -> int:
+    parts = module.split(".")
+    return next(i for i, names in enumerate(ROOMS) if len(parts) > 1 and parts[1] in names)
+
+
+def test_rooms_import_only_downward():
+    upward = {(m, t) for m, ts in import_graph(ROOT / "kerasrnn").items() if m != "kerasrnn" for t in ts
+              if _room(t) > _room(m)}
+    assert upward == set()
+
+
 def test_the_checker_finds_a_cycle_hidden_in_a_function(tmp_path):
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)

@@ -105,3 +105,18 @@ def test_config_and_save_load_round_trip(tmp_path):
 def test_rejects_unknown_cell():
     with pytest.raises(ValueError, match="cell must be one of"):
         ContextualEncoder(vocabulary_size=10, cell="rnn")
+
+
+@pytest.mark.parametrize("bidirectional, chars", [(True, 7), (False, 0)])
+def test_accessors_reach_the_layers_that_carry_the_weights(bidirectional, chars):
+    encoder = ContextualEncoder(vocabulary_size=9, embedding_dim=3, units=2, output_dim=4, num_layers=2,
+                                bidirectional=bidirectional, char_vocabulary_size=chars, char_filters=5)
+    assert encoder.token_embedding.get_weights()[0].shape == (9, 3)
+    assert (encoder.char_cnn is not None) == bool(chars)
+    assert encoder.word_features.output.shape[-1] == 3 + (5 if chars else 0)
+    assert encoder.projection.get_weights()[0].shape == (4 if bidirectional else 2, 4)
+    layers, directions = encoder.recurrent_layers, encoder.recurrent_directions
+    assert len(layers) == len(directions) == 2
+    assert all((bw is None) != bidirectional for _, bw in directions)
+    # Layer 1 reads layer 0's output: its forward kernel has layer 0's width as input size.
+    assert directions[1][0].get_weights()[0].shape == ((4 if bidirectional else 2), 8)
