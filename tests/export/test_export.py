@@ -203,3 +203,27 @@ def test_pruning_reaches_the_target_sparsity_and_keeps_the_model_working():
     targets = inputs["token_ids"] % 5
     valid = inputs["token_ids"] != 0
     assert np.mean(pruned.argmax(-1)[valid] == targets[valid]) > 0.8
+
+
+def test_fp32_tflite_does_not_clip_a_large_cell_state(tmp_path):
+    """Keras never clips the LSTM cell state; the converter's fused op would at |c| = 10. Token 2 drives the cell
+    up by ~1 per step (input and forget gates saturated open), token 3 down: after 25 up and 15 down steps the true
+    cell state is ~10 (tanh ~ +1), a clipped one -5 (tanh ~ -1)."""
+    from kerasrnn.export.converters import lstm_cell_clips
+
+    keras.utils.set_random_seed(0)
+    encoder = ContextualEncoder(8, embedding_dim=1, units=1, output_dim=2, bidirectional=False)
+    model = SequenceTagger(encoder, 3)
+    encoder.token_embedding.set_weights([np.array([[0.0], [0.0], [1.0], [-1.0], *[[0.0]] * 4], "float32")])
+    lstm = encoder.recurrent_layers[0]
+    lstm.set_weights([np.array([[0.0, 0.0, 5.0, 0.0]], "float32"), np.zeros((1, 4), "float32"),
+                      np.array([10.0, 10.0, 0.0, 10.0], "float32")])
+    inputs = {"token_ids": np.array([[2] * 25 + [3] * 15], "int32")}
+    cell_states = keras.ops.convert_to_numpy(keras.layers.RNN(lstm.cell, return_state=True)(
+        encoder.token_embedding(inputs["token_ids"]))[2])
+    assert cell_states[0, 0] == pytest.approx(10.0, abs=0.1)
+    path = to_tflite(save_saved_model(InferenceGraph(ModelWeights.from_model(model)), tmp_path / "sm"),
+                     tmp_path / "m.tflite", QuantizationConfig.for_float32())
+    assert lstm_cell_clips(path.read_bytes()) == [0.0]
+    got = TFLiteRunner(path, VOCAB)(inputs)
+    assert np.abs(got - keras_probs(model, inputs)).max() <= 1e-5
