@@ -75,8 +75,13 @@ def _evaluate(args) -> int:
 
 
 def _export_arguments(p):
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--export-dir", help="defaults to RUN_DIR/export")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-dir", help="a training run directory (written by training.train)")
+    source.add_argument("--model", help="a .keras file of any supported Keras model (a notebook model)")
+    p.add_argument("--calibration", help="with --model: int ids [rows, time] right-padded with 0 (.npy), or one "
+                   "array per input name (.npz); int8 calibration and, without --check, the check rows")
+    p.add_argument("--check", help="with --model: ids (.npy / .npz) for the parity and padding checks")
+    p.add_argument("--export-dir", help="defaults to RUN_DIR/export; required with --model")
     p.add_argument("--calibration-sentences", type=int, default=2000)
     p.add_argument("--latency-runs", type=int, default=100)
     p.add_argument("--prune", type=float, metavar="SPARSITY",
@@ -85,12 +90,21 @@ def _export_arguments(p):
 
 
 def _export(args) -> int:
-    from kerasrnn.export.exporter import ExportSettings, export_run
+    from kerasrnn.export.exporter import ExportSettings, export_model, export_run
 
     settings = ExportSettings(calibration_sentences=args.calibration_sentences, latency_runs=args.latency_runs,
                               prune_sparsity=args.prune, prune_steps=args.prune_steps)
     try:
-        export_run(args.run_dir, args.export_dir, settings)
+        if args.model:
+            if not args.calibration or not args.export_dir:
+                raise ValueError("--model needs --calibration IDS.npy and --export-dir DIR")
+            if args.prune is not None:
+                raise ValueError("--prune applies to --run-dir exports of task runs")
+            export_model(args.model, args.export_dir, args.calibration, args.check, settings)
+        else:
+            if args.calibration or args.check:
+                raise ValueError("--calibration and --check go with --model; a run calibrates on its training data")
+            export_run(args.run_dir, args.export_dir, settings)
     except USAGE_ERRORS as e:
         return _error(e)
     export_dir = args.export_dir or os.path.join(args.run_dir, "export")

@@ -30,6 +30,40 @@ class EncodedData:
     def lengths(self) -> np.ndarray:
         return np.array([len(t) for t in self.token_ids], dtype=np.int64)
 
+    @property
+    def inputs(self) -> dict[str, list[np.ndarray]]:
+        """The per-row id arrays by model input name."""
+        return {"token_ids": self.token_ids, **({} if self.char_ids is None else {"char_ids": self.char_ids})}
+
+
+@dataclasses.dataclass
+class IdRows:
+    """Rows of named id arrays for any model (a notebook model's inputs): `inputs[name][i]` is row i of input
+    `name` at the row's own length ([T] or [T, width]), its first axis the time axis."""
+
+    inputs: dict[str, list[np.ndarray]]
+    targets: None = None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(t) for t in next(iter(self.inputs.values()))], dtype=np.int64)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], padded: str | None) -> IdRows:
+        """Right-padded [rows, time, ...] arrays cut to each row's length: the count of non-zero ids of input
+        `padded`, or the whole width when the model has no padded input."""
+        width = next(iter(arrays.values())).shape[1]
+        lengths = (np.asarray(arrays[padded]) != 0).sum(1) if padded else np.full(len(next(iter(arrays.values()))),
+                                                                                  width)
+        return cls({name: [np.asarray(a[i, :n], np.int32) for i, n in enumerate(lengths)]
+                    for name, a in arrays.items()})
+
+    def subset(self, index) -> IdRows:
+        return IdRows({name: [rows[i] for i in index] for name, rows in self.inputs.items()})
+
 
 def encode(
     examples: Sequence[Example],
@@ -63,17 +97,13 @@ def encode(
 
 
 def batch_features(data: EncodedData, index: Sequence[int], width: int) -> dict[str, np.ndarray]:
-    """The rows `index` of `data` right-padded with 0 to `width` positions: {"token_ids", ["char_ids"]}."""
-    tok = np.full((len(index), width), PAD_ID, dtype=np.int32)
-    for row, i in enumerate(index):
-        tok[row, : len(data.token_ids[i])] = data.token_ids[i]
-    features = {"token_ids": tok}
-    if data.char_ids is not None:
-        c = data.char_ids[index[0]].shape[1]
-        ch = np.full((len(index), width, c), PAD_ID, dtype=np.int32)
+    """The rows `index` of `data` (EncodedData or IdRows) right-padded with 0 to `width` positions, by input name."""
+    features = {}
+    for name, rows in data.inputs.items():
+        out = np.full((len(index), width, *rows[index[0]].shape[1:]), PAD_ID, dtype=np.int32)
         for row, i in enumerate(index):
-            ch[row, : len(data.char_ids[i])] = data.char_ids[i]
-        features["char_ids"] = ch
+            out[row, : len(rows[i])] = rows[i]
+        features[name] = out
     return features
 
 

@@ -31,8 +31,8 @@ class QuantizationConfig:
     """How a TFLite file is quantized. Use the named constructors.
 
     mode: "fp32" (no quantization), "dynamic" (int8 weights, float activations) or "int8" (full integer
-    kernels, calibrated on `representative_data`: a list of input lists, one [1, time] row each, in the
-    signature's input order).
+    kernels, calibrated on `representative_data`: a list of {input name: [1, time, ...] ids} rows, all of one
+    length: the calibrator sizes its tensors on the first row).
     """
 
     mode: str = "fp32"
@@ -47,10 +47,10 @@ class QuantizationConfig:
         return cls("dynamic")
 
     @classmethod
-    def for_int8(cls, representative_data: Sequence[Sequence[np.ndarray]]) -> QuantizationConfig:
+    def for_int8(cls, representative_data: Sequence[dict]) -> QuantizationConfig:
         if not representative_data:
             raise ValueError("full int8 quantization needs representative data (calibration rows)")
-        return cls("int8", tuple(tuple(np.asarray(x) for x in row) for row in representative_data))
+        return cls("int8", tuple({name: np.asarray(x) for name, x in row.items()} for row in representative_data))
 
 
 def save_saved_model(graph, directory) -> Path:
@@ -74,12 +74,9 @@ def _convert_tflite(saved_model_dir: str, output_path: str, mode: str, data_file
         with open(data_file, "rb") as f:
             rows = pickle.load(f)
 
-        names = ["token_ids", "char_ids"]
-
         def representative_dataset():
             # Keyed by input name: a plain list is fed in the converter's own input order, not the signature's.
-            for row in rows:
-                yield {name: np.asarray(x) for name, x in zip(names, row, strict=False)}
+            yield from rows
 
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -137,7 +134,7 @@ def to_tflite(saved_model_dir, output_path, quantization: QuantizationConfig, ti
         if quantization.mode == "int8":
             data_file = os.path.join(tmp, "calibration.pkl")
             with open(data_file, "wb") as f:
-                pickle.dump([list(row) for row in quantization.representative_data], f)
+                pickle.dump(list(quantization.representative_data), f)
         # A child interpreter (not multiprocessing): it must not re-import the caller's __main__ module.
         cmd = [sys.executable, "-m", "kerasrnn.export.converters", str(saved_model_dir), str(output_path),
                quantization.mode, data_file or ""]

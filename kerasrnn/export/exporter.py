@@ -20,7 +20,6 @@ from kerasrnn.export.converters import (
     to_onnx,
     to_tflite,
 )
-from kerasrnn.export.inference_graph import InferenceGraph, ModelWeights
 from kerasrnn.export.report import report_markdown
 from kerasrnn.export.settings import ExportSettings
 from kerasrnn.export.targets import target_for
@@ -30,7 +29,8 @@ from kerasrnn.run import load_run, read_split
 
 ARTIFACTS = ("model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_fp32.onnx", "model_int8.onnx")
 
-__all__ = ["ARTIFACTS", "ExportSettings", "calibration_rows", "convert_all", "export_run", "write_metadata"]
+__all__ = ["ARTIFACTS", "ExportSettings", "calibration_rows", "convert_all", "export_model", "export_run",
+           "load_ids", "write_metadata"]
 
 
 def fixed_int8_name(length: int) -> str:
@@ -53,20 +53,16 @@ def calibration_sample(run, train_examples, settings: ExportSettings):
     return run.encode([train_examples[i] for i in pick])
 
 
-def calibration_rows(data, length: int) -> list[list[np.ndarray]]:
-    """Real text for int8 calibration: the sample's sentences joined into one stream and cut into [1, length]
-    rows, in the model's input order.
+def calibration_rows(data, length: int) -> list[dict[str, np.ndarray]]:
+    """Real ids for int8 calibration: the rows of `data` (EncodedData or IdRows) joined into one stream per input
+    and cut into [1, length] rows, keyed by input name.
 
     All rows share one length because the TFLite calibrator sizes its tensors on the first row only.
     """
-    tokens = np.concatenate(data.token_ids)
-    chars = np.concatenate(data.char_ids) if data.char_ids is not None else None
-    rows = []
-    for start in range(0, len(tokens) - length + 1, length):
-        row = [tokens[None, start : start + length]]
-        if chars is not None:
-            row.append(chars[None, start : start + length])
-        rows.append(row)
+    streams = {name: np.concatenate(rows) for name, rows in data.inputs.items()}
+    total = len(next(iter(streams.values())))
+    rows = [{name: x[None, start : start + length] for name, x in streams.items()}
+            for start in range(0, total - length + 1, length)]
     if not rows:
         raise ValueError(f"the calibration sample has fewer than {length} tokens")
     return rows
@@ -81,30 +77,56 @@ def _tflite(saved_model, path: Path, quantization: QuantizationConfig, errors: d
         progress(f"FAILED {e}")
 
 
-def convert_all(run, export_dir: Path, settings: ExportSettings, train_examples) -> dict[str, str]:
-    """Writes every artifact it can; returns {file: error message} for the ones a converter could not make."""
-    weights = ModelWeights.from_model(run.model)
-    sample = calibration_sample(run, train_examples, settings)
+def convert_all(make_graph, export_dir: Path, settings: ExportSettings, calibration) -> dict[str, str]:
+    """Writes every artifact it can from `make_graph(fixed_length)` (a KerasGraph), int8 calibrated on the rows
+    of `calibration`; returns {file: error message} for the ones a converter could not make."""
     errors = {}
+    graph = make_graph(None)
     with tempfile.TemporaryDirectory() as tmp:
-        saved_model = save_saved_model(InferenceGraph(weights), Path(tmp) / "saved_model")
+        saved_model = save_saved_model(graph, Path(tmp) / "saved_model")
         for name, quantization in (
             ("model_fp32.tflite", QuantizationConfig.for_float32()),
             ("model_dynamic.tflite", QuantizationConfig.for_dynamic()),
-            ("model_int8.tflite", QuantizationConfig.for_int8(calibration_rows(sample, settings.calibration_length))),
+            ("model_int8.tflite", QuantizationConfig.for_int8(calibration_rows(calibration,
+                                                                               settings.calibration_length))),
         ):
             _tflite(saved_model, export_dir / name, quantization, errors)
         if settings.int8_fixed_length:
-            graph = InferenceGraph(weights, fixed_length=settings.int8_fixed_length)
-            unrolled = save_saved_model(graph, Path(tmp) / "saved_model_unrolled")
+            unrolled = save_saved_model(make_graph(settings.int8_fixed_length), Path(tmp) / "saved_model_unrolled")
             # Calibration rows must have the graph's length.
-            quantization = QuantizationConfig.for_int8(calibration_rows(sample, settings.int8_fixed_length))
+            quantization = QuantizationConfig.for_int8(calibration_rows(calibration, settings.int8_fixed_length))
             _tflite(unrolled, export_dir / fixed_int8_name(settings.int8_fixed_length), quantization, errors)
     progress("converting model_fp32.onnx")
-    to_onnx(InferenceGraph(weights), export_dir / "model_fp32.onnx")
+    to_onnx(graph, export_dir / "model_fp32.onnx")
     progress("quantizing model_int8.onnx")
     quantize_onnx(export_dir / "model_fp32.onnx", export_dir / "model_int8.onnx")
     return errors
+
+
+def _artifact_names(settings: ExportSettings) -> list[str]:
+    names = list(ARTIFACTS)
+    if settings.int8_fixed_length:
+        names.append(fixed_int8_name(settings.int8_fixed_length))
+    return names
+
+
+def _export(target, export_dir: Path, settings: ExportSettings, calibration, data, examples=None) -> dict:
+    """Converts, verifies and writes `report.json` / `report.md`: the one path of every export."""
+    errors = convert_all(target.graph, export_dir, settings, calibration)
+    names = _artifact_names(settings)
+    produced = [name for name in names if name not in errors]
+    checks = verify(target, export_dir, settings, produced, data, target.specs(), examples)
+    report = target.header()
+    report["keras"] = checks.pop("keras")
+    report["artifacts"] = {name: checks[name] if name in checks else {"error": errors[name]} for name in names}
+    if target.notes():
+        report["notes"] = target.notes()
+    return report
+
+
+def _write_report(report: dict, target, export_dir: Path) -> None:
+    atomic_write_json(report, export_dir / "report.json")
+    atomic_write_text(report_markdown(report, target), export_dir / "report.md")
 
 
 def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None) -> dict:
@@ -120,23 +142,57 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
     run.preprocessor.save(export_dir)
     write_metadata(run, target, export_dir)
     train_examples = read_split(run.config, "train")  # each split is read once per export
-    test_examples = read_split(run.config, "test")
-    errors = convert_all(run, export_dir, settings, train_examples)
-    names = list(ARTIFACTS)
-    if settings.int8_fixed_length:
-        names.append(fixed_int8_name(settings.int8_fixed_length))
-    produced = [name for name in names if name not in errors]
-    checks = verify(target, run.preprocessor, export_dir, settings, produced, test_examples)
-    report = target.header()
-    report["keras"] = checks.pop("keras")
-    report["artifacts"] = {name: checks[name] if name in checks else {"error": errors[name]} for name in names}
-    if target.notes():
-        report["notes"] = target.notes()
+    test_examples = target.test_examples(read_split(run.config, "test"))
+    report = _export(target, export_dir, settings, calibration_sample(run, train_examples, settings),
+                     run.encode(test_examples), test_examples)
     if settings.prune_sparsity is not None:
         from kerasrnn.export.pruning import prune_and_export
 
         report["pruned"] = prune_and_export(run, export_dir, settings, train_examples, test_examples)
-    atomic_write_json(report, export_dir / "report.json")
-    atomic_write_text(report_markdown(report, target), export_dir / "report.md")
+    _write_report(report, target, export_dir)
     return report
 
+
+def load_ids(path) -> dict[str, np.ndarray] | np.ndarray:
+    """Ids from a `.npy` file (int [rows, time]) or an `.npz` file (one array per input name)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise ValueError(f"{path}: not a NumPy .npy/.npz file of ids ({e})") from None
+    return dict(loaded.items()) if isinstance(loaded, np.lib.npyio.NpzFile) else loaded
+
+
+def export_model(model, export_dir, calibration, check=None, settings: ExportSettings | None = None) -> dict:
+    """Exports a Keras model that was not made by `training.train` (a notebook model: Embedding -> (Bi)LSTM/GRU ->
+    Dense and the other layers `KerasGraph` supports) to the same artifacts, verified and reported like a run.
+
+    Args:
+        model: keras.Model, or the path of a `.keras` file (loaded with our checks and safe_mode on).
+        export_dir: folder to write (created).
+        calibration: int ids [rows, time] right-padded with 0 (a NumPy array, or a dict of arrays by input name
+            for several inputs; a `.npy` / `.npz` path): int8 calibration rows, and the check rows by default.
+        check: the same kind of ids for the parity and padding checks. Defaults to `calibration`.
+        settings: ExportSettings. Defaults to ExportSettings().
+
+    Returns the report dict (also in `report.json`). Raises UnsupportedLayerError (a ValueError) naming a layer the
+    converter does not rebuild, and InputError for ids the model cannot take (left padding, holes, out of range).
+    """
+    from kerasrnn.export.targets import KerasModelTarget
+
+    settings = settings or ExportSettings()
+    if isinstance(model, str | Path):
+        from kerasrnn.safe_load import load_model
+
+        model = load_model(model)
+    target = KerasModelTarget(model, settings)
+    calibration = target.rows(load_ids(calibration) if isinstance(calibration, str | Path) else calibration)
+    check = calibration if check is None else target.rows(load_ids(check) if isinstance(check, str | Path) else check)
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(target.metadata(), export_dir / "metadata.json")
+    report = _export(target, export_dir, settings, calibration, check)
+    _write_report(report, target, export_dir)
+    return report

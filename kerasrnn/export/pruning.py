@@ -2,8 +2,9 @@
 
 tfmot 0.8.1 rejects Keras 3 objects, so the task model is rebuilt in tf_keras from its `ModelWeights` (same
 masking), pruned to a constant sparsity while it is fine-tuned on the training data, stripped, and turned back
-into `ModelWeights` for the usual mask-free export. tfmot flips `TF_USE_LEGACY_KERAS` for the process when it is
-imported, so it is imported here only, inside the function that prunes.
+into `ModelWeights`, written into a copy of the Keras model for the usual export (`KerasGraph`). tfmot flips
+`TF_USE_LEGACY_KERAS` for the process when it is imported, so it is imported here only, inside the function that
+prunes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,81 @@ import dataclasses
 import gzip
 from pathlib import Path
 
-from kerasrnn.export.inference_graph import ModelWeights, RecurrentWeights
+import numpy as np
+
+
+@dataclasses.dataclass
+class RecurrentWeights:
+    cell: str
+    forward: list[np.ndarray]
+    backward: list[np.ndarray] | None
+    units: int
+
+
+@dataclasses.dataclass
+class ModelWeights:
+    """The weights of a trained SequenceTagger/TextClassifier as NumPy arrays: what the tf_keras rebuild for
+    pruning takes and gives back (`apply_to` writes them into a Keras task model)."""
+
+    task: str  # "tagging" or "classification"
+    embedding: np.ndarray
+    char_embedding: np.ndarray | None
+    char_kernel: np.ndarray | None
+    char_bias: np.ndarray | None
+    max_word_chars: int
+    layers: list[RecurrentWeights]
+    projection: tuple[np.ndarray, np.ndarray] | None
+    head: tuple[np.ndarray, np.ndarray] | None
+
+    @property
+    def cell(self) -> str:
+        return self.layers[0].cell
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.layers[0].backward is not None
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.head[0].shape[1])
+
+    @classmethod
+    def from_model(cls, model) -> ModelWeights:
+        from kerasrnn.models import SequenceTagger, Task
+
+        if not isinstance(model, Task):
+            raise TypeError(f"expected a SequenceTagger or TextClassifier, got {type(model).__name__}")
+        task = "tagging" if isinstance(model, SequenceTagger) else "classification"
+        enc = model.encoder
+        char_embedding = char_kernel = char_bias = None
+        if enc.char_cnn is not None:
+            char_embedding = enc.char_cnn.embedding.get_weights()[0]
+            char_kernel, char_bias = enc.char_cnn.conv.get_weights()
+        layers = [RecurrentWeights(enc.cell, fw.get_weights(), bw.get_weights() if bw is not None else None, enc.units)
+                  for fw, bw in enc.recurrent_directions]
+        return cls(
+            task=task,
+            embedding=enc.token_embedding.get_weights()[0],
+            char_embedding=char_embedding, char_kernel=char_kernel, char_bias=char_bias,
+            max_word_chars=enc.max_word_chars,
+            layers=layers,
+            projection=tuple(enc.projection.get_weights()),
+            head=tuple(model.head.get_weights()),
+        )
+
+    def apply_to(self, model) -> None:
+        """Writes these weights into a Keras task model of the same shape."""
+        enc = model.encoder
+        enc.token_embedding.set_weights([self.embedding])
+        if enc.char_cnn is not None:
+            enc.char_cnn.embedding.set_weights([self.char_embedding])
+            enc.char_cnn.conv.set_weights([self.char_kernel, self.char_bias])
+        for (fw, bw), layer in zip(enc.recurrent_directions, self.layers, strict=True):
+            fw.set_weights(layer.forward)
+            if bw is not None:
+                bw.set_weights(layer.backward)
+        enc.projection.set_weights(list(self.projection))
+        model.head.set_weights(list(self.head))
 
 
 def _tf_keras_model(weights: ModelWeights, tfmot, sparsity: float, frequency: int):
@@ -150,7 +225,7 @@ def prune_and_export(run, export_dir: Path, settings, train_examples, test_examp
     import tempfile
 
     from kerasrnn.export.converters import QuantizationConfig, save_saved_model, to_tflite
-    from kerasrnn.export.inference_graph import InferenceGraph
+    from kerasrnn.export.keras_graph import KerasGraph
     from kerasrnn.export.verify import progress
     from kerasrnn.metrics import score
     from kerasrnn.runtime.runners import TFLiteRunner, run_batched
@@ -161,8 +236,11 @@ def prune_and_export(run, export_dir: Path, settings, train_examples, test_examp
     result = prune_weights(ModelWeights.from_model(run.model), train, sparsity=settings.prune_sparsity,
                            steps=settings.prune_steps, batch_size=config.training.batch_size, seed=settings.seed)
     path = export_dir / "model_pruned.tflite"
+    pruned = type(run.model).from_config(run.model.get_config())
+    pruned.set_weights(run.model.get_weights())
+    result.weights.apply_to(pruned)
     with tempfile.TemporaryDirectory() as tmp:
-        saved = save_saved_model(InferenceGraph(result.weights), Path(tmp) / "saved_model")
+        saved = save_saved_model(KerasGraph(pruned, softmax=True, output_name="probabilities"), Path(tmp) / "saved_model")
         to_tflite(saved, path, QuantizationConfig.for_float32())
     runner = TFLiteRunner(path, **run.preprocessor.sizes)
     probs = run_batched(runner, run.encode(test_examples))

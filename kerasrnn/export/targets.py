@@ -10,12 +10,31 @@ from __future__ import annotations
 import numpy as np
 
 from kerasrnn.metrics import score
+from kerasrnn.runtime.runners import InputSpec, task_specs, validate_inputs
 
 
-class TaskTarget:
+class RunTarget:
+    """What task and embedder runs share: the graph of the run's model and the inputs of its preprocessor."""
+
+    softmax = False
+    output_name = "vectors"
+
+    def graph(self, fixed_length=None):
+        from kerasrnn.export.keras_graph import KerasGraph
+
+        return KerasGraph(self.run.model, fixed_length=fixed_length, softmax=self.softmax,
+                          output_name=self.output_name)
+
+    def specs(self) -> list[InputSpec]:
+        return task_specs(**self.run.preprocessor.sizes)
+
+
+class TaskTarget(RunTarget):
     """A SequenceTagger or TextClassifier run: probabilities, scored with the task's metric on the test split."""
 
     kind = "task"
+    softmax = True
+    output_name = "probabilities"
 
     def __init__(self, run, settings):
         self.run, self.config = run, run.config
@@ -92,7 +111,7 @@ class TaskTarget:
                 f"{r['bytes']:,}", f"{r['parity']['max_abs']:.2e}", f"{r['padding_max_diff']:.2e}"]
 
 
-class EmbedderTarget:
+class EmbedderTarget(RunTarget):
     """A BiLM run: the top layer's vectors per token, checked against the Keras BiLM on test sentences."""
 
     kind = "embedder"
@@ -153,6 +172,142 @@ class EmbedderTarget:
     def cells(self, r: dict) -> list[str]:
         p = r["parity"]
         return [f"{r['bytes']:,}", f"{p['max_abs']:.2e}", f"{p['mean_cos']:.5f}", f"{p['min_cos']:.4f}",
+                f"{r['padding_max_diff']:.2e}"]
+
+
+class KerasModelTarget:
+    """A Keras model that no training run made (a notebook model): its own inputs and output, checked for parity
+    against the Keras model on the given rows, each row at its own length (no padding: what the model answers for
+    that row); no metric without labels."""
+
+    kind = "keras_model"
+
+    def __init__(self, model, settings):
+        from kerasrnn.export.keras_graph import KerasGraph, UnsupportedLayerError
+
+        self.model, self.settings = model, settings
+        self._graph = KerasGraph(model)
+        for info in self._graph.inputs.values():
+            if info.id_range is None:
+                raise UnsupportedLayerError(f"input {info.name!r} feeds no Embedding; the export takes id inputs "
+                                            "read by Embedding (or kerasrnn's CharCNN) layers")
+        self.output_name = self._graph.output_name
+        self.per_token = len(model.outputs[0].shape) == 3
+        import tensorflow as tf
+
+        names = list(self._graph.inputs)
+        as_dict = isinstance(getattr(model, "_inputs_struct", None), dict)
+
+        def call(features):
+            args = features if as_dict else [features[n] for n in names]
+            return model(args[0] if isinstance(args, list) and len(args) == 1 else args, training=False)
+
+        # One trace per row length: Keras' TimeDistributed fails inside a tf.function traced for any length.
+        self._call = tf.function(call)
+
+    def graph(self, fixed_length=None):
+        from kerasrnn.export.keras_graph import KerasGraph
+
+        return self._graph if fixed_length is None else KerasGraph(self.model, fixed_length=fixed_length)
+
+    def specs(self) -> list[InputSpec]:
+        return [InputSpec(i.name, len(i.shape) + 1, i.id_range, i.right_padded, i.shape[1] if len(i.shape) > 1
+                          else None) for i in self._graph.inputs.values()]
+
+    def rows(self, ids):
+        """IdRows of right-padded id arrays (one array for a one-input model, or a dict by input name), each row
+        cut to its length; ids the model cannot take (out of range, left padding, holes) raise InputError."""
+        from kerasrnn.data.pipeline import IdRows
+
+        names = list(self._graph.inputs)
+        if not isinstance(ids, dict):
+            if len(names) != 1:
+                raise ValueError(f"the model has inputs {names}: give a dict (an .npz file) with one array each")
+            ids = {names[0]: ids}
+        arrays = validate_inputs(dict(ids), specs=self.specs())
+        return IdRows.from_arrays(arrays, self._graph.padded)
+
+    def metadata(self) -> dict:
+        graph = self._graph
+        return {
+            "task": self.model.name,
+            "task_type": "keras_model",
+            "inputs": {name: info.describe() for name, info in graph.inputs.items()},
+            "output": self.output(),
+            "pad_id": 0,
+            "padding": (f"right: a row is its ids followed by 0s (input {graph.padded!r} decides the length); "
+                        "every row holds at least one id" if graph.padded else
+                        "none: the model has no mask_zero Embedding, every position is read"),
+        }
+
+    def header(self) -> dict:
+        return {"task": self.model.name, "kind": "keras_model", "output": self.output_name}
+
+    def output(self) -> dict:
+        shape = ["batch", "time"] if self.per_token else ["batch"]
+        return {"name": self.output_name, "dtype": "float32", "shape": shape + [int(self.model.outputs[0].shape[-1])],
+                "meaning": "the Keras model's output, unchanged (logits stay logits, a softmax stays a softmax)"
+                           + ("; read positions 0..length-1 of each row" if self.per_token else "")}
+
+    def keras_runner(self):
+        return lambda features: np.asarray(self._call({k: np.asarray(v) for k, v in features.items()}))
+
+    def reference(self, runner, data) -> list:
+        """The Keras output of each row at its own length (rows of one length run as a batch, unpadded)."""
+        from kerasrnn.export.verify import subset
+
+        out = [None] * len(data)
+        lengths = data.lengths
+        for n in np.unique(lengths):
+            index = np.flatnonzero(lengths == n)
+            batch = subset(data, index)
+            y = runner({name: np.stack(rows) for name, rows in batch.inputs.items()})
+            for row, i in enumerate(index):
+                out[i] = y[row]
+        return out
+
+    def flatten(self, outputs: list) -> np.ndarray:
+        return np.concatenate(outputs) if self.per_token else np.stack(outputs)
+
+    def keras_entry(self, examples, reference) -> dict:
+        return {"rows": len(reference)}
+
+    def artifact_entry(self, examples, outputs, reference, fixed: bool, keras_entry: dict) -> dict:
+        return {}
+
+    def parity_extra(self, outputs: np.ndarray, reference: np.ndarray) -> dict:
+        if outputs.shape[-1] < 2:
+            return {}
+        return {"argmax_agreement": float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))}
+
+    def notes(self) -> list[str]:
+        notes = []
+        if not self._graph.padded:
+            notes.append("The model has no mask_zero Embedding: every position is read, so appending padding "
+                         "changes its answers in Keras and in every artifact alike.")
+        if any(type(layer).__name__ == "GRU" for layer in self.model._flatten_layers(recursive=True)):
+            notes.append("GRU: TFLite has no fused GRU op; the TFLite files run WHILE loops and full int8 exists as "
+                         "the unrolled fixed-length file only (the calibrator crashes on WHILE loops).")
+        return notes
+
+    def title(self) -> str:
+        return f"# Export report: {self.model.name} (Keras model, output {self.output_name!r})"
+
+    def description(self, report: dict) -> str:
+        return (f"{report['keras']['rows']} check rows, each against the Keras model at its own length; parity on "
+                "valid positions (max |difference|, mean cosine, argmax agreement); latency at batch 1, 32 "
+                "positions, 1 thread (median / p90).")
+
+    def columns(self) -> list[str]:
+        return ["bytes", "parity max_abs", "mean cos", "argmax agreement", "padding max diff"]
+
+    def keras_cells(self, keras: dict) -> list[str]:
+        return ["-"] * 5
+
+    def cells(self, r: dict) -> list[str]:
+        p = r["parity"]
+        agreement = f"{p['argmax_agreement']:.4f}" if "argmax_agreement" in p else "-"
+        return [f"{r['bytes']:,}", f"{p['max_abs']:.2e}", f"{p['mean_cos']:.5f}", agreement,
                 f"{r['padding_max_diff']:.2e}"]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasrnn.data.pipeline import EncodedData
+from kerasrnn.data.pipeline import IdRows
 from kerasrnn.export.converters import onnx_ops, tflite_ops
 from kerasrnn.export.settings import ExportSettings
 from kerasrnn.runtime.runners import load_runner, run_batched
@@ -18,14 +18,13 @@ def progress(message: str) -> None:
     print(f"[export] {message}", flush=True)
 
 
-def verify(target, preprocessor, export_dir: Path, settings: ExportSettings, artifacts, examples) -> dict:
-    """{"keras": ..., ARTIFACT: ...} for the test `examples` (as the target takes them).
+def verify(target, export_dir: Path, settings: ExportSettings, artifacts, data, specs, examples=None) -> dict:
+    """{"keras": ..., ARTIFACT: ...} on the rows `data` (EncodedData or IdRows; `examples` the labelled examples
+    they encode, for a target with a metric), each artifact's inputs checked against `specs`.
 
-    A fixed-length artifact is scored on the test sentences that fit its length, against the Keras model on the
-    same sentences (`rows_scored` says how many).
+    A fixed-length artifact is checked on the rows that fit its length, against the Keras model on the same rows
+    (`rows_scored` says how many).
     """
-    examples = target.test_examples(examples)
-    data = preprocessor.encode(examples)
     keras_runner = target.keras_runner()
     reference = target.reference(keras_runner, data)
     lat_features = latency_input(data, settings.latency_tokens)
@@ -34,13 +33,14 @@ def verify(target, preprocessor, export_dir: Path, settings: ExportSettings, art
     for name in artifacts:
         path = export_dir / name
         progress(f"verifying {name}")
-        runner = load_runner(path, num_threads=1, **preprocessor.sizes)
+        runner = load_runner(path, num_threads=1, specs=specs)
         fixed = getattr(runner, "fixed_length", None)
-        index = [i for i in range(len(data)) if fixed is None or len(data.token_ids[i]) <= fixed]
+        index = [i for i, n in enumerate(data.lengths) if fixed is None or n <= fixed]
         rows = subset(data, index)
         outputs = run_batched(runner, rows)
         ref = [reference[i] for i in index]
-        entry = target.artifact_entry([examples[i] for i in index], outputs, ref, fixed is not None, keras_entry)
+        scored = None if examples is None else [examples[i] for i in index]
+        entry = target.artifact_entry(scored, outputs, ref, fixed is not None, keras_entry)
         flat_out, flat_ref = target.flatten(outputs), target.flatten(ref)
         entry.update(artifact_checks(runner, path, rows, flat_out, flat_ref, settings, lat_features,
                                      f"{len(index)} of {len(data)}"))
@@ -49,9 +49,8 @@ def verify(target, preprocessor, export_dir: Path, settings: ExportSettings, art
     return report
 
 
-def subset(data: EncodedData, index) -> EncodedData:
-    return EncodedData([data.token_ids[i] for i in index],
-                       [data.char_ids[i] for i in index] if data.char_ids is not None else None, None)
+def subset(data, index) -> IdRows:
+    return IdRows({name: [rows[i] for i in index] for name, rows in data.inputs.items()})
 
 
 def _latency(runner, features, runs: int) -> dict[str, float]:
@@ -92,12 +91,11 @@ def padded_outputs(runner, data, extra: int, fixed_length: int | None = None) ->
     """Outputs of each row run alone with `extra` pad positions appended (up to a fixed length), cut back to the
     valid positions."""
     out = []
-    for i in range(len(data)):
-        n = len(data.token_ids[i])
+    lengths = data.lengths
+    for i, n in enumerate(lengths):
         pad = extra if fixed_length is None else min(extra, fixed_length - n)
-        features = {"token_ids": np.pad(data.token_ids[i], (0, pad))[None, :]}
-        if data.char_ids is not None:
-            features["char_ids"] = np.pad(data.char_ids[i], ((0, pad), (0, 0)))[None, :]
+        features = {name: np.pad(rows[i], [(0, pad)] + [(0, 0)] * (rows[i].ndim - 1))[None, :]
+                    for name, rows in data.inputs.items()}
         probs = runner(features)[0]
         out.append(probs[:n] if probs.ndim == 2 else probs)
     return out

@@ -1,11 +1,14 @@
 """Run a `.tflite`, `.onnx` or `.keras` model on id arrays, with the inputs checked before any runtime sees them.
 
-Every runner takes `{"token_ids": int [batch, time], "char_ids": int [batch, time, chars]}` (right-padded with 0)
-and returns float32 probabilities: [batch, time, num_tags] for a tagger, [batch, num_labels] for a classifier.
+Every runner takes a dict of id arrays named like the model's inputs (for our models `{"token_ids": int [batch,
+time], "char_ids": int [batch, time, chars]}`, right-padded with 0; `InputSpec`s describe others) and returns the
+model's output as float32: for our task models probabilities, [batch, time, num_tags] for a tagger, [batch,
+num_labels] for a classifier.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +18,51 @@ class InputError(ValueError):
     """Ids or arrays that the model cannot take; raised before any runtime is called."""
 
 
-def validate_inputs(features: dict, vocabulary_size: int, char_vocabulary_size: int = 0,
-                    max_word_chars: int | None = None) -> dict[str, np.ndarray]:
-    """Checks names, ranks, dtypes, batch size and id ranges, and returns int32 copies.
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """One model input: ids of rank 2 ([batch, time]) or 3 ([batch, time, width]) in [0, id_range); a
+    `right_padded` input holds each row's ids followed by 0s (no 0 before a non-zero id) and at least one id."""
+
+    name: str
+    rank: int
+    id_range: int
+    right_padded: bool = False
+    width: int | None = None
+
+
+def task_specs(vocabulary_size: int, char_vocabulary_size: int = 0, max_word_chars: int | None = None
+               ) -> list[InputSpec]:
+    """The inputs of a kerasrnn task model or BiLM: `token_ids` and, with characters, `char_ids`."""
+    specs = [InputSpec("token_ids", 2, vocabulary_size, right_padded=True)]
+    if char_vocabulary_size:
+        specs.append(InputSpec("char_ids", 3, char_vocabulary_size, width=max_word_chars))
+    return specs
+
+
+def specs_from_metadata(meta: dict) -> list[InputSpec]:
+    """The input specs an export's `metadata.json` names."""
+    return [InputSpec(name, len(info["shape"]), int(info["id_range"]), bool(info.get("right_padded")),
+                      info["shape"][2] if len(info["shape"]) == 3 else None)
+            for name, info in meta["inputs"].items()]
+
+
+def validate_inputs(features: dict, vocabulary_size: int | None = None, char_vocabulary_size: int = 0,
+                    max_word_chars: int | None = None, specs: list[InputSpec] | None = None
+                    ) -> dict[str, np.ndarray]:
+    """Checks names, ranks, dtypes, batch size, id ranges and right padding, and returns int32 copies.
 
     ONNX Runtime's Gather wraps negative ids silently and older TFLite gather kernels do not check the upper
-    bound, so an out-of-range id must never reach them.
+    bound, so an out-of-range id must never reach them; a row with a 0 before a non-zero id (left padding, a
+    hole) would be read as shorter than it is by every exported graph, so it never reaches them either.
     """
-    expected = {"token_ids"} | ({"char_ids"} if char_vocabulary_size else set())
+    specs = specs or task_specs(vocabulary_size, char_vocabulary_size, max_word_chars)
+    expected = {spec.name for spec in specs}
     if not isinstance(features, dict) or set(features) != expected:
         got = sorted(features) if isinstance(features, dict) else type(features).__name__
         raise InputError(f"expected inputs {sorted(expected)}, got {got}")
     out = {}
-    for name, size, rank in (("token_ids", vocabulary_size, 2), ("char_ids", char_vocabulary_size, 3)):
-        if name not in features:
-            continue
+    for spec in specs:
+        name, size, rank = spec.name, spec.id_range, spec.rank
         x = np.asarray(features[name])
         if x.ndim != rank:
             raise InputError(f"{name} must have rank {rank} ([batch, time{', chars' if rank == 3 else ''}]), "
@@ -44,12 +77,25 @@ def validate_inputs(features: dict, vocabulary_size: int, char_vocabulary_size: 
             bad = x[(x < 0) | (x >= size)].ravel()[0]
             raise InputError(f"{name}: id {int(bad)} is outside [0, {size})")
         out[name] = x.astype(np.int32)
-    if "char_ids" in out:
-        tok, ch = out["token_ids"], out["char_ids"]
-        if ch.shape[:2] != tok.shape or (max_word_chars is not None and ch.shape[2] != max_word_chars):
-            raise InputError(f"char_ids must have shape {tok.shape + (max_word_chars,)}, got {ch.shape}")
-    if (out["token_ids"][:, 0] == 0).any():
-        raise InputError("every row needs at least one token; rows are right-padded with 0 after their tokens")
+    first = out[specs[0].name]
+    for spec in specs[1:]:
+        x = out[spec.name]
+        shape = first.shape[:2] + ((spec.width,) if spec.rank == 3 and spec.width is not None else x.shape[2:])
+        if x.shape != shape:
+            raise InputError(f"{spec.name} must have shape {shape}, got {x.shape}")
+    padded = [spec for spec in specs if spec.right_padded]
+    for spec in padded:
+        x = out[spec.name]
+        if (x[:, 0] == 0).any():
+            raise InputError("every row needs at least one token; rows are right-padded with 0 after their tokens")
+        holes = (x[:, :-1] == 0) & (x[:, 1:] != 0)
+        if holes.any():
+            row, pos = (int(v[0]) for v in np.nonzero(holes))
+            raise InputError(f"{spec.name}: row {row} has id 0 at position {pos} before a non-zero id; rows are "
+                             "right-padded: a row's ids first, then 0s (no left padding, no holes)")
+    lengths = [(out[spec.name] != 0).sum(1) for spec in padded]
+    if any((n != lengths[0]).any() for n in lengths[1:]):
+        raise InputError(f"the right-padded inputs {[s.name for s in padded]} have rows of different lengths")
     return out
 
 
@@ -58,15 +104,13 @@ class Runner:
 
     max_batch: int | None = None
 
-    def __init__(self, path, vocabulary_size: int, char_vocabulary_size: int = 0, max_word_chars: int = 16):
+    def __init__(self, path, vocabulary_size: int | None = None, char_vocabulary_size: int = 0,
+                 max_word_chars: int = 16, specs: list[InputSpec] | None = None):
         self.path = Path(path)
-        self.vocabulary_size = vocabulary_size
-        self.char_vocabulary_size = char_vocabulary_size
-        self.max_word_chars = max_word_chars
+        self.specs = specs or task_specs(vocabulary_size, char_vocabulary_size, max_word_chars)
 
     def __call__(self, features: dict) -> np.ndarray:
-        features = validate_inputs(features, self.vocabulary_size, self.char_vocabulary_size, self.max_word_chars)
-        return self.run(features)
+        return self.run(validate_inputs(features, specs=self.specs))
 
     def run(self, features: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
@@ -88,16 +132,20 @@ class TFLiteRunner(Runner):
         self.inputs = {d["name"].split(":")[0].split("serving_default_")[-1]: d
                        for d in self.interpreter.get_input_details()}
         self.output_index = self.interpreter.get_output_details()[0]["index"]
-        time_dim = int(self.inputs["token_ids"]["shape_signature"][1])
+        missing = sorted({spec.name for spec in self.specs} - set(self.inputs))
+        if missing:
+            raise ValueError(f"{self.path}: the model has inputs {sorted(self.inputs)}, not {missing}")
+        self.first = self.specs[0].name
+        time_dim = int(self.inputs[self.first]["shape_signature"][1])
         self.fixed_length = time_dim if time_dim > 0 else None
         self._shapes = None
 
     def run(self, features):
-        width = features["token_ids"].shape[1]
+        width = features[self.first].shape[1]
         if self.fixed_length is not None:
             features = self._pad_to_fixed_length(features)
         rows = []
-        for b in range(features["token_ids"].shape[0]):
+        for b in range(features[self.first].shape[0]):
             shapes = {name: features[name][b : b + 1].shape for name in features}
             if shapes != self._shapes:
                 for name, shape in shapes.items():
@@ -117,9 +165,9 @@ class TFLiteRunner(Runner):
         return out
 
     def _pad_to_fixed_length(self, features):
-        width = features["token_ids"].shape[1]
+        width = features[self.first].shape[1]
         if width > self.fixed_length:
-            lengths = (features["token_ids"] != 0).sum(1)
+            lengths = (features[self.first] != 0).sum(1)
             if lengths.max() > self.fixed_length:
                 raise InputError(f"{self.path.name} takes at most {self.fixed_length} tokens per row; "
                                  f"got a row of {int(lengths.max())}")
@@ -177,13 +225,13 @@ class KerasRunner(Runner):
         return self._call({k: tf.constant(v) for k, v in features.items()}).numpy()
 
 
-def load_runner(path, vocabulary_size: int, char_vocabulary_size: int = 0, max_word_chars: int = 16,
-                num_threads: int = 1) -> Runner:
+def load_runner(path, vocabulary_size: int | None = None, char_vocabulary_size: int = 0, max_word_chars: int = 16,
+                num_threads: int = 1, specs: list[InputSpec] | None = None) -> Runner:
     """The runner for a file by its suffix."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
-    kwargs = {"char_vocabulary_size": char_vocabulary_size, "max_word_chars": max_word_chars}
+    kwargs = {"char_vocabulary_size": char_vocabulary_size, "max_word_chars": max_word_chars, "specs": specs}
     if path.suffix == ".tflite":
         return TFLiteRunner(path, vocabulary_size, num_threads=num_threads, **kwargs)
     if path.suffix == ".onnx":
@@ -194,13 +242,14 @@ def load_runner(path, vocabulary_size: int, char_vocabulary_size: int = 0, max_w
 
 
 def run_batched(runner: Runner, data, batch_size: int = 64) -> list:
-    """Probabilities for every row of EncodedData, in input order (per-token arrays cut to each row's length)."""
+    """Outputs for every row of EncodedData or IdRows, in input order (per-token arrays cut to each row's length)."""
     from kerasrnn.data.pipeline import ordered_batches
 
     batch_size = min(batch_size, runner.max_batch or batch_size)
     outputs: list = [None] * len(data)
+    lengths = data.lengths
     for index, features in ordered_batches(data, batch_size):
         probs = runner(features)
         for row, i in enumerate(index):
-            outputs[i] = probs[row, : len(data.token_ids[i])] if probs.ndim == 3 else probs[row]
+            outputs[i] = probs[row, : lengths[i]] if probs.ndim == 3 else probs[row]
     return outputs

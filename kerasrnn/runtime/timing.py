@@ -20,11 +20,11 @@ def time_calls(fn, runs: int) -> dict[str, float]:
 
 
 def latency_input(data, tokens: int) -> dict[str, np.ndarray]:
-    """One row of `tokens` real token ids (EncodedData `data` joined until the length is reached)."""
-    tok = np.concatenate(data.token_ids)[:tokens]
-    reps = int(np.ceil(tokens / len(tok)))
-    features = {"token_ids": np.tile(tok, reps)[None, :tokens]}
-    if data.char_ids is not None:
-        ch = np.concatenate(data.char_ids)[:tokens]
-        features["char_ids"] = np.tile(ch, (reps, 1))[None, :tokens]
+    """One row of `tokens` real ids per input (the rows of EncodedData or IdRows `data` joined until the length
+    is reached)."""
+    features = {}
+    for name, rows in data.inputs.items():
+        x = np.concatenate(rows)[:tokens]
+        reps = int(np.ceil(tokens / len(x)))
+        features[name] = np.tile(x, (reps,) + (1,) * (x.ndim - 1))[None, :tokens]
     return features

@@ -13,7 +13,7 @@ from kerasrnn.export.converters import (
     to_onnx,
     to_tflite,
 )
-from kerasrnn.export.inference_graph import InferenceGraph, ModelWeights, reverse_valid
+from kerasrnn.export.keras_graph import KerasGraph, reverse_valid
 from kerasrnn.models import ContextualEncoder, SequenceTagger, TextClassifier
 from kerasrnn.runtime.runners import ONNXRunner, TFLiteRunner
 from tests.test_case import assert_all_close
@@ -70,8 +70,8 @@ def test_reverse_valid_reverses_only_the_valid_prefix():
 def test_inference_graph_equals_the_masked_model_on_valid_positions(task, cell, chars, num_layers, bidirectional):
     model = make_model(task, cell, chars, num_layers, bidirectional)
     inputs = make_inputs(np.random.default_rng(0), chars)
-    graph = InferenceGraph(ModelWeights.from_model(model))
-    out = graph(*inputs.values()).numpy()
+    graph = KerasGraph(model, softmax=True)
+    out = graph(inputs).numpy()
     ref = keras_probs(model, inputs)
     valid = inputs["token_ids"] != 0
     if task == "tagging":
@@ -84,18 +84,14 @@ def test_inference_graph_equals_the_masked_model_on_valid_positions(task, cell, 
 def lstm_tagger_artifacts(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     model = train_briefly(make_model("tagging", "lstm", chars=True))
-    weights = ModelWeights.from_model(model)
-    saved = save_saved_model(InferenceGraph(weights), tmp / "saved_model")
+    saved = save_saved_model(KerasGraph(model, softmax=True), tmp / "saved_model")
     rng = np.random.default_rng(1)
-    calibration = []
-    for _ in range(30):
-        row = make_inputs(rng, True, lengths=(8,))
-        calibration.append([row["token_ids"], row["char_ids"]])
+    calibration = [make_inputs(rng, True, lengths=(8,)) for _ in range(30)]
     paths = {
         "fp32": to_tflite(saved, tmp / "model_fp32.tflite", QuantizationConfig.for_float32()),
         "dynamic": to_tflite(saved, tmp / "model_dynamic.tflite", QuantizationConfig.for_dynamic()),
         "int8": to_tflite(saved, tmp / "model_int8.tflite", QuantizationConfig.for_int8(calibration)),
-        "onnx": to_onnx(InferenceGraph(weights), tmp / "model_fp32.onnx"),
+        "onnx": to_onnx(KerasGraph(model, softmax=True), tmp / "model_fp32.onnx"),
     }
     paths["onnx_int8"] = quantize_onnx(paths["onnx"], tmp / "model_int8.onnx")
     return model, paths
@@ -172,10 +168,9 @@ def test_tflite_state_is_reset_between_invokes(lstm_tagger_artifacts):
 
 def test_gru_exports_to_tflite_and_native_onnx_gru(tmp_path):
     model = make_model("classification", "gru", chars=False)
-    weights = ModelWeights.from_model(model)
-    saved = save_saved_model(InferenceGraph(weights), tmp_path / "saved_model")
+    saved = save_saved_model(KerasGraph(model, softmax=True), tmp_path / "saved_model")
     tfl = to_tflite(saved, tmp_path / "gru.tflite", QuantizationConfig.for_float32())
-    onnx = to_onnx(InferenceGraph(weights), tmp_path / "gru.onnx")
+    onnx = to_onnx(KerasGraph(model, softmax=True), tmp_path / "gru.onnx")
     assert "GRU" in onnx_ops(onnx) and "Loop" not in onnx_ops(onnx)
     assert not [op for op in tflite_ops(tfl) if "FLEX" in op.upper()]
     inputs = make_inputs(np.random.default_rng(8), chars=False)
@@ -189,7 +184,7 @@ def test_gru_exports_to_tflite_and_native_onnx_gru(tmp_path):
 
 def test_pruning_reaches_the_target_sparsity_and_keeps_the_model_working():
     from kerasrnn.data.pipeline import EncodedData
-    from kerasrnn.export.pruning import prune_weights
+    from kerasrnn.export.pruning import ModelWeights, prune_weights
 
     model = train_briefly(make_model("tagging", "lstm", chars=True))
     inputs = make_inputs(np.random.default_rng(12), lengths=tuple(range(3, 11)) * 4)
@@ -199,7 +194,9 @@ def test_pruning_reaches_the_target_sparsity_and_keeps_the_model_working():
                        [(t[:n] % 5).astype("int32") for t, n in zip(inputs["token_ids"], lengths, strict=True)])
     result = prune_weights(ModelWeights.from_model(model), data, sparsity=0.5, steps=20, batch_size=8)
     assert result.measured_sparsity == pytest.approx(0.5, abs=0.02)
-    pruned = InferenceGraph(result.weights)(inputs["token_ids"], inputs["char_ids"]).numpy()
+    copy = type(model).from_config(model.get_config())
+    result.weights.apply_to(copy)
+    pruned = KerasGraph(copy, softmax=True)(inputs).numpy()
     targets = inputs["token_ids"] % 5
     valid = inputs["token_ids"] != 0
     assert np.mean(pruned.argmax(-1)[valid] == targets[valid]) > 0.8
@@ -222,7 +219,7 @@ def test_fp32_tflite_does_not_clip_a_large_cell_state(tmp_path):
     cell_states = keras.ops.convert_to_numpy(keras.layers.RNN(lstm.cell, return_state=True)(
         encoder.token_embedding(inputs["token_ids"]))[2])
     assert cell_states[0, 0] == pytest.approx(10.0, abs=0.1)
-    path = to_tflite(save_saved_model(InferenceGraph(ModelWeights.from_model(model)), tmp_path / "sm"),
+    path = to_tflite(save_saved_model(KerasGraph(model, softmax=True), tmp_path / "sm"),
                      tmp_path / "m.tflite", QuantizationConfig.for_float32())
     assert lstm_cell_clips(path.read_bytes()) == [0.0]
     got = TFLiteRunner(path, VOCAB)(inputs)
