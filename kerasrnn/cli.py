@@ -81,6 +81,7 @@ def _export_arguments(p):
     p.add_argument("--calibration", help="with --model: int ids [rows, time] right-padded with 0 (.npy), or one "
                    "array per input name (.npz); int8 calibration and, without --check, the check rows")
     p.add_argument("--check", help="with --model: ids (.npy / .npz) for the parity and padding checks")
+    p.add_argument("--labels", help="with --model: gold label ids of the check rows (.npy): accuracy per artifact")
     p.add_argument("--export-dir", help="defaults to RUN_DIR/export; required with --model")
     p.add_argument("--calibration-sentences", type=int, default=2000)
     p.add_argument("--latency-runs", type=int, default=100)
@@ -100,10 +101,11 @@ def _export(args) -> int:
                 raise ValueError("--model needs --calibration IDS.npy and --export-dir DIR")
             if args.prune is not None:
                 raise ValueError("--prune applies to --run-dir exports of task runs")
-            export_model(args.model, args.export_dir, args.calibration, args.check, settings)
+            export_model(args.model, args.export_dir, args.calibration, args.check, settings, labels=args.labels)
         else:
-            if args.calibration or args.check:
-                raise ValueError("--calibration and --check go with --model; a run calibrates on its training data")
+            if args.calibration or args.check or args.labels:
+                raise ValueError("--calibration, --check and --labels go with --model; a run calibrates on its "
+                                 "training data and scores its test split")
             export_run(args.run_dir, args.export_dir, settings)
     except USAGE_ERRORS as e:
         return _error(e)

@@ -72,6 +72,9 @@ class Preprocessor:
         """The preprocessor an export folder's `metadata.json` describes."""
         folder = Path(folder)
         meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+        if "vocabulary_file" not in meta:
+            raise ValueError(f"{folder}: an export of a Keras model ({meta.get('task_type')}) has no vocabulary; it "
+                             "takes ids: kerasrnn.runtime.runners.load_runner(path, specs=specs_from_metadata(meta))")
         char_file, labels_file = meta.get("char_vocabulary_file"), meta.get("labels_file")
         return cls(
             task_type=meta["task_type"],

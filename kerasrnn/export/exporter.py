@@ -165,7 +165,8 @@ def load_ids(path) -> dict[str, np.ndarray] | np.ndarray:
     return dict(loaded.items()) if isinstance(loaded, np.lib.npyio.NpzFile) else loaded
 
 
-def export_model(model, export_dir, calibration, check=None, settings: ExportSettings | None = None) -> dict:
+def export_model(model, export_dir, calibration, check=None, settings: ExportSettings | None = None,
+                 labels=None) -> dict:
     """Exports a Keras model that was not made by `training.train` (a notebook model: Embedding -> (Bi)LSTM/GRU ->
     Dense and the other layers `KerasGraph` supports) to the same artifacts, verified and reported like a run.
 
@@ -176,6 +177,8 @@ def export_model(model, export_dir, calibration, check=None, settings: ExportSet
             for several inputs; a `.npy` / `.npz` path): int8 calibration rows, and the check rows by default.
         check: the same kind of ids for the parity and padding checks. Defaults to `calibration`.
         settings: ExportSettings. Defaults to ExportSettings().
+        labels: gold label ids of the check rows ([rows, time] for per-token outputs, [rows] otherwise; an array or
+            a `.npy` path): each artifact's accuracy is then reported beside the Keras model's. Defaults to None.
 
     Returns the report dict (also in `report.json`). Raises UnsupportedLayerError (a ValueError) naming a layer the
     converter does not rebuild, and InputError for ids the model cannot take (left padding, holes, out of range).
@@ -192,7 +195,8 @@ def export_model(model, export_dir, calibration, check=None, settings: ExportSet
     check = calibration if check is None else target.rows(load_ids(check) if isinstance(check, str | Path) else check)
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
+    gold = target.labels(load_ids(labels) if isinstance(labels, str | Path) else labels, check)
     atomic_write_json(target.metadata(), export_dir / "metadata.json")
-    report = _export(target, export_dir, settings, calibration, check)
+    report = _export(target, export_dir, settings, calibration, check, gold)
     _write_report(report, target, export_dir)
     return report

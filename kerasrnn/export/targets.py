@@ -202,8 +202,11 @@ class KerasModelTarget:
             args = features if as_dict else [features[n] for n in names]
             return model(args[0] if isinstance(args, list) and len(args) == 1 else args, training=False)
 
-        # One trace per row length: Keras' TimeDistributed fails inside a tf.function traced for any length.
-        self._call = tf.function(call)
+        # Keras' TimeDistributed fails inside a tf.function traced for any length ("slice index out of bounds" in
+        # its vectorized_map): with one, the call is traced once per row length.
+        any_length = not any(type(layer).__name__ == "TimeDistributed"
+                             for layer in model._flatten_layers(recursive=True))
+        self._call = tf.function(call, reduce_retracing=any_length)
 
     def graph(self, fixed_length=None):
         from kerasrnn.export.keras_graph import KerasGraph
@@ -269,11 +272,28 @@ class KerasModelTarget:
     def flatten(self, outputs: list) -> np.ndarray:
         return np.concatenate(outputs) if self.per_token else np.stack(outputs)
 
-    def keras_entry(self, examples, reference) -> dict:
-        return {"rows": len(reference)}
+    def labels(self, labels, data) -> list[np.ndarray] | None:
+        """Per-row gold label ids cut like the rows (per token [rows, time] or per row [rows]), or None."""
+        if labels is None:
+            return None
+        labels = np.asarray(labels)
+        if len(labels) != len(data):
+            raise ValueError(f"{len(labels)} label rows for {len(data)} check rows")
+        return [labels[i, :n] if self.per_token else labels[i] for i, n in enumerate(data.lengths)]
 
-    def artifact_entry(self, examples, outputs, reference, fixed: bool, keras_entry: dict) -> dict:
-        return {}
+    def metric(self, labels, outputs) -> float:
+        """Accuracy of the argmax on valid positions (per token) or rows."""
+        return float(np.mean(self.flatten(outputs).argmax(-1) == (np.concatenate(labels) if self.per_token
+                                                                   else np.asarray(labels))))
+
+    def keras_entry(self, labels, reference) -> dict:
+        return {"rows": len(reference), **({} if labels is None else {"test_metric": self.metric(labels, reference)})}
+
+    def artifact_entry(self, labels, outputs, reference, fixed: bool, keras_entry: dict) -> dict:
+        if labels is None:
+            return {}
+        return {"test_metric": self.metric(labels, outputs),
+                "keras_test_metric": self.metric(labels, reference) if fixed else keras_entry["test_metric"]}
 
     def parity_extra(self, outputs: np.ndarray, reference: np.ndarray) -> dict:
         if outputs.shape[-1] < 2:
@@ -294,20 +314,23 @@ class KerasModelTarget:
         return f"# Export report: {self.model.name} (Keras model, output {self.output_name!r})"
 
     def description(self, report: dict) -> str:
-        return (f"{report['keras']['rows']} check rows, each against the Keras model at its own length; parity on "
-                "valid positions (max |difference|, mean cosine, argmax agreement); latency at batch 1, 32 "
-                "positions, 1 thread (median / p90).")
+        return (f"{report['keras']['rows']} check rows, each against the Keras model at its own length; accuracy of "
+                "the argmax against the given labels (points vs Keras) where labels were given; parity on valid "
+                "positions (max |difference|, mean cosine, argmax agreement); latency at batch 1, 32 positions, 1 "
+                "thread (median / p90).")
 
     def columns(self) -> list[str]:
-        return ["bytes", "parity max_abs", "mean cos", "argmax agreement", "padding max diff"]
+        return ["accuracy", "bytes", "parity max_abs", "mean cos", "argmax agreement", "padding max diff"]
 
     def keras_cells(self, keras: dict) -> list[str]:
-        return ["-"] * 5
+        return [f"{keras['test_metric']:.4f}" if "test_metric" in keras else "-"] + ["-"] * 5
 
     def cells(self, r: dict) -> list[str]:
         p = r["parity"]
         agreement = f"{p['argmax_agreement']:.4f}" if "argmax_agreement" in p else "-"
-        return [f"{r['bytes']:,}", f"{p['max_abs']:.2e}", f"{p['mean_cos']:.5f}", agreement,
+        accuracy = (f"{r['test_metric']:.4f} ({100 * (r['test_metric'] - r['keras_test_metric']):+.2f})"
+                    if "test_metric" in r else "-")
+        return [accuracy, f"{r['bytes']:,}", f"{p['max_abs']:.2e}", f"{p['mean_cos']:.5f}", agreement,
                 f"{r['padding_max_diff']:.2e}"]
 
 

@@ -221,12 +221,20 @@ def test_cli_exports_a_keras_file(tmp_path):
     keras.utils.set_random_seed(4)
     model = tagger_bilstm()
     model.save(tmp_path / "model.keras")
-    np.save(tmp_path / "ids.npy", ids(40))
+    rows = ids(40)
+    np.save(tmp_path / "ids.npy", rows)
+    np.save(tmp_path / "labels.npy", rows % TAGS)
     code = export_cli.main(["--model", str(tmp_path / "model.keras"), "--calibration", str(tmp_path / "ids.npy"),
-                            "--export-dir", str(tmp_path / "out"), "--latency-runs", "5"])
+                            "--labels", str(tmp_path / "labels.npy"), "--export-dir", str(tmp_path / "out"),
+                            "--latency-runs", "5"])
     assert code == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["kind"] == "keras_model" and report["artifacts"]["model_fp32.onnx"]["parity"]["max_abs"] <= 1e-4
+    # With labels, every artifact's accuracy beside the Keras model's (the model is untrained: about 1 in TAGS).
+    keras_accuracy = report["keras"]["test_metric"]
+    assert 0.0 < keras_accuracy < 0.6
+    fp32 = report["artifacts"]["model_fp32.tflite"]
+    assert fp32["test_metric"] == pytest.approx(keras_accuracy) and fp32["keras_test_metric"] == keras_accuracy
     assert export_cli.main(["--model", str(tmp_path / "model.keras"), "--export-dir", str(tmp_path / "o")]) == 2
 
 
