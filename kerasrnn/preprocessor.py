@@ -130,7 +130,8 @@ class Preprocessor:
         meta = {
             "task_type": self.task_type,
             "inputs": {"token_ids": {"dtype": "int32", "shape": ["batch", "time"],
-                                     "tflite_shape": [1, "time"], "onnx_shape": ["batch", "time"]}},
+                                     "tflite_shape": [1, "time"], "onnx_shape": ["batch", "time"],
+                                     "id_range": len(self.vocab), "right_padded": True}},
             "pad_id": PAD_ID,
             "unknown_id": UNK_ID,
             "padding": "right: a row is its token ids followed by 0s; every row holds at least one token",
@@ -150,7 +151,8 @@ class Preprocessor:
         }
         if self.char_vocab is not None:
             meta["inputs"]["char_ids"] = {"dtype": "int32", "shape": ["batch", "time", self.max_word_chars],
-                                          "tflite_shape": [1, "time", self.max_word_chars]}
+                                          "tflite_shape": [1, "time", self.max_word_chars],
+                                          "id_range": len(self.char_vocab), "right_padded": False}
             meta["char_vocabulary_file"] = CHARS_FILE
             meta["char_vocabulary_size"] = len(self.char_vocab)
             meta["max_word_chars"] = self.max_word_chars

@@ -53,6 +53,11 @@ def test_metadata_describes_the_inputs_an_app_must_build(exported_run):
     vocab = (out / "export" / meta["vocabulary_file"]).read_text().splitlines()
     assert len(vocab) == meta["vocabulary_size"] and vocab[:2] == ["<pad>", "<unk>"]
     assert meta["labels"] == (out / "export" / "labels.txt").read_text().splitlines()
+    # The inputs' id ranges and padding, read as a runner reads them, are the preprocessor's.
+    from kerasrnn.runtime.runners import specs_from_metadata, task_specs
+
+    chars = (out / "export" / meta["char_vocabulary_file"]).read_text().splitlines()
+    assert specs_from_metadata(meta) == task_specs(len(vocab), len(chars), meta["max_word_chars"])
 
 
 @pytest.mark.parametrize("name", ["model_int8.tflite", "model_fp32.onnx"])

@@ -182,7 +182,7 @@ class KerasGraph(tf.Module):
 
         for layer in functional.layers:
             for node in layer._inbound_nodes:
-                for t in node.input_tensors:
+                for position, t in enumerate(node.input_tensors):
                     info = by_tensor.get(id(t))
                     if info is None:
                         continue
@@ -192,10 +192,12 @@ class KerasGraph(tf.Module):
                     elif isinstance(layer, CharCNN):
                         size, padded = layer.vocabulary_size, False
                     elif isinstance(layer, keras.Model) and hasattr(layer, "_run_through_graph"):
-                        inner = {id(x): InputInfo(_tensor_name(x), tuple(x.shape[1:])) for x in layer.inputs}
-                        self._consumers(layer, inner)
-                        sub = [inner[id(x)] for x in layer.inputs if _tensor_name(x) == info.name] or list(inner.values())
-                        size, padded = sub[0].id_range, sub[0].right_padded
+                        inner_model = layer._functional if isinstance(layer, keras.Sequential) else layer
+                        # The call's tensors, flattened, are the nested model's inputs in the same order.
+                        x = inner_model.inputs[position]
+                        inner = {id(x): InputInfo(_tensor_name(x), tuple(x.shape[1:]))}
+                        self._consumers(inner_model, inner)
+                        size, padded = inner[id(x)].id_range, inner[id(x)].right_padded
                     else:
                         padded = False
                     if size is not None:

@@ -12,7 +12,7 @@ import pytest
 
 from kerasrnn.export.exporter import ExportSettings, export_model
 from kerasrnn.export.keras_graph import UnsupportedLayerError
-from kerasrnn.runtime.runners import InputError, InputSpec, load_runner, validate_inputs
+from kerasrnn.runtime.runners import InputError, InputSpec, load_runner, specs_from_metadata, validate_inputs
 
 V, TAGS, T = 40, 4, 12
 L = keras.layers
@@ -160,8 +160,7 @@ def test_every_artifact_gives_the_keras_outputs_on_right_padded_rows(tmp_path, n
     assert list(meta["inputs"]) == [x._keras_history[0].name for x in model.inputs]
     assert meta["output"]["name"] == model.outputs[0]._keras_history[0].name
     # The files keep the Keras input names: a runner built from metadata.json feeds them by name.
-    specs = [InputSpec(k, len(v["shape"]), v["id_range"], v["right_padded"],
-                       v["shape"][2] if len(v["shape"]) == 3 else None) for k, v in meta["inputs"].items()]
+    specs = specs_from_metadata(meta)
     row = {k: v[:1] for k, v in data.items()}
     n = int((next(iter(row.values())) != 0).sum())
     keras_row = model({k: v[:, :n] for k, v in row.items()} if len(row) > 1 else next(iter(row.values()))[:, :n])
