@@ -11,7 +11,9 @@ import json
 import os
 import sys
 
-USAGE_ERRORS = (ValueError, FileNotFoundError)
+from kerasrnn.files import WriteError
+
+USAGE_ERRORS = (ValueError, FileNotFoundError, WriteError)
 
 
 def _train_arguments(p):

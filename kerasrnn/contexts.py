@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasrnn.files import atomic_write_json
+from kerasrnn.files import atomic_write_json, make_dir
 
 SENSES = {
     "bank": {
@@ -115,7 +115,7 @@ def picture(run_dir, words=("bank", "play", "light", "spring"), per_word: int = 
     examples = read_split(run.config, "train") + read_split(run.config, "test")
     occurrences = gather(examples, words, per_word, seed)
     out_dir = Path(output_dir or Path(run_dir) / "embed")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
 
     fig, axes = plt.subplots(1, len(words) + 1, figsize=(4.2 * (len(words) + 1), 4.4))
     summary, static_points = {}, []  # the same words, in order

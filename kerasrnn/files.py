@@ -6,10 +6,39 @@ A reader (or a process that resumes after a crash) sees the old file or the new 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+
+class WriteError(OSError):
+    """A file or folder could not be written (disk full, no permission, read-only); the message names the path and
+    says that the previous file is intact."""
+
+
+def _write_error(e: OSError, path: Path) -> WriteError:
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        why = "no space left on the device"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = f"not writable ({e.strerror})"
+    else:
+        why = e.strerror or str(e)
+    return WriteError(e.errno, f"{path}: could not write it: {why}; the previous {path.name}, if there was one, is "
+                               "intact")
+
+
+def make_dir(path) -> Path:
+    """`mkdir -p`, with an error naming the folder when it cannot be made."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if isinstance(e, FileExistsError):
+            raise WriteError(e.errno, f"{path}: exists and is not a folder") from None
+        raise _write_error(e, path) from None
+    return path
 
 
 @contextlib.contextmanager
@@ -20,10 +49,18 @@ def atomic_path(path, suffix: str = ".tmp") -> Iterator[Path]:
     path = Path(path)
     tmp = path.with_name(f"{path.stem}.tmp{suffix}" if suffix != ".tmp" else path.name + ".tmp")
     try:
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except WriteError:
+            raise
+        except OSError as e:
+            if isinstance(e, FileNotFoundError) and not path.parent.is_dir():
+                raise WriteError(e.errno, f"{path}: could not write it: its folder {path.parent} does not exist") \
+                    from None
+            raise _write_error(e, path) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -53,7 +53,44 @@ def load_run(run_dir) -> Run:
         raise FileNotFoundError(f"{run_dir}: no model.keras here; is this a training run directory?")
     config = Config.load(run_dir / "config.toml")
     preprocessor = Preprocessor.from_run_dir(run_dir, config)
-    return Run(config, load_model(run_dir / "model.keras"), preprocessor)
+    model = load_model(run_dir / "model.keras")
+    check_consistent(run_dir, config, model, preprocessor)
+    return Run(config, model, preprocessor)
+
+
+MODEL_CLASSES = {"tagging": "SequenceTagger", "classification": "TextClassifier", "language_model": "BiLanguageModel"}
+
+
+def check_consistent(run_dir, config: Config, model, preprocessor: Preprocessor) -> None:
+    """Refuses a run directory whose files do not belong together (a vocabulary, label file or config edited, or
+    copied from another run): the message names the file."""
+    from kerasrnn.preprocessor import CHARS_FILE, LABELS_FILE, VOCAB_FILE
+
+    run_dir = Path(run_dir)
+    expected = MODEL_CLASSES[config.task.type]
+    if type(model).__name__ != expected:
+        raise ValueError(f"{run_dir / 'config.toml'}: task.type = {config.task.type!r} needs a {expected}, but "
+                         f"{run_dir / 'model.keras'} holds a {type(model).__name__}")
+    enc = model if expected == "BiLanguageModel" else model.encoder
+    for key in ("cell", "num_layers", "units", "embedding_dim"):
+        if getattr(config.model, key) != getattr(enc, key):
+            raise ValueError(f"{run_dir / 'config.toml'}: model.{key} = {getattr(config.model, key)!r}, but "
+                             f"{run_dir / 'model.keras'} has {key} {getattr(enc, key)!r}; the config belongs to "
+                             "another run")
+    if config.data.use_chars != bool(enc.char_vocabulary_size):
+        raise ValueError(f"{run_dir / 'config.toml'}: data.use_chars = {str(config.data.use_chars).lower()}, but "
+                         f"{run_dir / 'model.keras'} {'reads' if enc.char_vocabulary_size else 'does not read'} "
+                         "characters")
+    sizes = [(VOCAB_FILE, len(preprocessor.vocab), enc.vocabulary_size, "token ids its embedding takes")]
+    if preprocessor.char_vocab is not None:
+        sizes.append((CHARS_FILE, len(preprocessor.char_vocab), enc.char_vocabulary_size, "character ids"))
+    if preprocessor.labels is not None:
+        sizes.append((LABELS_FILE, len(preprocessor.labels), model.num_outputs, "outputs of its head"))
+    for name, have, want, what in sizes:
+        if have != want:
+            raise ValueError(f"{run_dir / name}: {have} entries, but {run_dir / 'model.keras'} has {want} {what}; "
+                             "the files of this run directory do not belong together (edited, or copied from "
+                             "another run)")
 
 
 def read_split(config: Config, split: str, path: str | list | None = None) -> list[Example]:

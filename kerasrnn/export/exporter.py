@@ -24,7 +24,7 @@ from kerasrnn.export.report import report_markdown
 from kerasrnn.export.settings import ExportSettings
 from kerasrnn.export.targets import target_for
 from kerasrnn.export.verify import progress, verify
-from kerasrnn.files import atomic_write_json, atomic_write_text
+from kerasrnn.files import atomic_write_json, atomic_write_text, make_dir
 from kerasrnn.run import load_run, read_split
 
 ARTIFACTS = ("model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_fp32.onnx", "model_int8.onnx")
@@ -137,7 +137,7 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
     run = load_run(run_dir)
     if run.config.task.type == "language_model" and settings.prune_sparsity is not None:
         raise ValueError("pruning applies to task models, not to a language model's embedder")
-    export_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(export_dir)
     target = target_for(run, settings)
     run.preprocessor.save(export_dir)
     write_metadata(run, target, export_dir)
@@ -194,7 +194,7 @@ def export_model(model, export_dir, calibration, check=None, settings: ExportSet
     calibration = target.rows(load_ids(calibration) if isinstance(calibration, str | Path) else calibration)
     check = calibration if check is None else target.rows(load_ids(check) if isinstance(check, str | Path) else check)
     export_dir = Path(export_dir)
-    export_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(export_dir)
     gold = target.labels(load_ids(labels) if isinstance(labels, str | Path) else labels, check)
     atomic_write_json(target.metadata(), export_dir / "metadata.json")
     report = _export(target, export_dir, settings, calibration, check, gold)

@@ -14,18 +14,24 @@ import numpy as np
 
 from kerasrnn.config import Config
 from kerasrnn.data.pipeline import steps_per_epoch, training_dataset
-from kerasrnn.files import atomic_save_model, atomic_write_json
+from kerasrnn.files import atomic_save_model, atomic_write_json, make_dir
 from kerasrnn.preprocessor import Preprocessor
 from kerasrnn.run import read_splits
 from kerasrnn.trainers.build import build_language_model, make_optimizer, plot_history
 from kerasrnn.trainers.callbacks import DevPerplexity
 from kerasrnn.trainers.evaluation import perplexity
+from kerasrnn.trainers.lock import run_lock
 
 
 def train_language_model(config: Config, output_dir, *, verbose: int = 2) -> dict:
     """Pre-trains a BiLanguageModel on the config's raw text; returns the metrics written to `metrics.json`."""
     output_dir = Path(output_dir)
-    (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    make_dir(output_dir / "checkpoints")
+    with run_lock(output_dir):
+        return _train_language_model(config, output_dir, verbose)
+
+
+def _train_language_model(config: Config, output_dir: Path, verbose: int) -> dict:
     t = config.training
     keras.utils.set_random_seed(t.seed)
 

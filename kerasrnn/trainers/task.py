@@ -17,7 +17,7 @@ import kerasrnn.trainers.distribute as distribute
 from kerasrnn.config import Config
 from kerasrnn.data.pipeline import EncodedData, steps_per_epoch, training_dataset
 from kerasrnn.data.readers import Example
-from kerasrnn.files import atomic_save_model, atomic_write_json
+from kerasrnn.files import atomic_save_model, atomic_write_json, make_dir
 from kerasrnn.metrics import score
 from kerasrnn.preprocessor import Preprocessor
 from kerasrnn.run import read_splits
@@ -32,6 +32,7 @@ from kerasrnn.trainers.checkpoints import (
     restore_seed_states,
 )
 from kerasrnn.trainers.evaluation import predict
+from kerasrnn.trainers.lock import run_lock
 from kerasrnn.trainers.transfer import check_compatible, load_pretrained, transfer_weights
 
 
@@ -55,10 +56,11 @@ def train(config: Config, output_dir, *, verbose: int | None = None, resume: boo
     chief = distribute.is_chief()
     # Only the chief writes the run directory; other workers write to a scratch folder they delete at the end.
     output_dir = Path(output_dir) if chief else Path(tempfile.mkdtemp(prefix="kerasrnn-worker-"))
-    (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    make_dir(output_dir / "checkpoints")
     keras.utils.set_random_seed(config.training.seed)
     try:
-        return _train(config, output_dir, strategy, verbose, resume and chief)
+        with run_lock(output_dir):
+            return _train(config, output_dir, strategy, verbose, resume and chief)
     finally:
         if not chief:
             shutil.rmtree(output_dir, ignore_errors=True)
