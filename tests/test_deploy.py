@@ -79,6 +79,21 @@ def test_predict_tags_raw_text(exported_run, capsys, name):
     assert result["tags"] == ["DET", "NOUN", "VERB", "DET", "NOUN"]
 
 
+def test_predict_reads_a_file_or_stdin_and_writes_json_lines(exported_run, capsys, tmp_path, monkeypatch):
+    import io
+
+    out, _ = exported_run
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the cat sees a dog\n\na dog\n", encoding="utf-8")
+    assert predict_cli.main(["--model", str(out / "export" / "model_fp32.onnx"), "--file", str(texts)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["tokens"] for r in lines] == [["the", "cat", "sees", "a", "dog"], ["a", "dog"]]  # blank line skipped
+    assert lines[1]["tags"] == ["DET", "NOUN"] and len(lines[1]["probabilities"]) == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO("a dog\n"))
+    assert predict_cli.main(["--model", str(out / "export" / "model_fp32.onnx")]) == 0
+    assert json.loads(capsys.readouterr().out)["tags"] == ["DET", "NOUN"]
+
+
 def test_benchmark_times_every_artifact_and_keras(exported_run):
     out, _ = exported_run
     assert benchmark_cli.main(["--run-dir", str(out), "--seq-lens", "8", "--threads", "1", "--runs", "3"]) == 0

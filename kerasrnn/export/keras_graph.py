@@ -46,7 +46,7 @@ ACTIVATIONS = {
     "hard_sigmoid": lambda x: tf.nn.relu6(x + 3.0) / 6.0, "leaky_relu": lambda x: tf.nn.leaky_relu(x, 0.2),
 }
 IDENTITY_LAYERS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-                   "ActivityRegularization", "Masking")
+                   "ActivityRegularization")
 SUPPORTED = ("InputLayer, Embedding, LSTM, GRU (return_sequences true or false, go_backwards), Bidirectional "
              "(every merge_mode), Dense, TimeDistributed(Dense), Dropout, SpatialDropout1D, GaussianNoise, "
              "GaussianDropout, AlphaDropout, LayerNormalization, GlobalAveragePooling1D, GlobalMaxPooling1D, "
@@ -223,7 +223,7 @@ class KerasGraph(tf.Module):
             ids = ids[:, :, 0]
         time = tf.shape(ids)[1]
         self._state.lengths = (tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.int32), axis=1) if self.padded
-                        else tf.fill(tf.shape(ids)[:1], time))
+                               else tf.fill(tf.shape(ids)[:1], time))
         y = self._body(inputs)
         if isinstance(y, _MaskOp):
             raise UnsupportedLayerError(f"the model's output is the Keras op {y.op.name!r} ({type(y.op).__name__}); "
@@ -253,9 +253,8 @@ class KerasGraph(tf.Module):
             return convert(self, layer, *args, **kwargs)
         if isinstance(layer, keras.Model) and hasattr(layer, "_run_through_graph"):
             inner = layer._functional if isinstance(layer, keras.Sequential) else layer
-            x = args[0]
-            values = x if isinstance(x, dict) else dict(zip([_tensor_name(t) for t in inner.inputs],
-                                                            x if isinstance(x, list | tuple) else [x], strict=True))
+            # Keras flattens the call's inputs (a dict by sorted key) in the order of the nested model's inputs.
+            values = dict(zip([_tensor_name(t) for t in inner.inputs], keras.tree.flatten(args[0]), strict=True))
             return self._run(inner, values)
         raise UnsupportedLayerError(_unsupported(layer))
 
