@@ -30,19 +30,11 @@ from kerasrnn.run import load_run, read_split
 ARTIFACTS = ("model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_fp32.onnx", "model_int8.onnx")
 
 __all__ = ["ARTIFACTS", "ExportSettings", "calibration_rows", "convert_all", "export_model", "export_run",
-           "load_ids", "write_metadata"]
+           "load_ids"]
 
 
 def fixed_int8_name(length: int) -> str:
     return f"model_int8_len{length}.tflite"
-
-
-def write_metadata(run, target, export_dir: Path) -> dict:
-    """`metadata.json`: how an app turns text into the model's inputs (the preprocessor's description) and reads
-    its output (the target's)."""
-    meta = {"task": run.config.task.name, **run.preprocessor.describe(), "output": target.output()}
-    atomic_write_json(meta, export_dir / "metadata.json")
-    return meta
 
 
 def calibration_sample(run, train_examples, settings: ExportSettings):
@@ -119,8 +111,9 @@ def _export(target, export_dir: Path, settings: ExportSettings, calibration, dat
     report = target.header()
     report["keras"] = checks.pop("keras")
     report["artifacts"] = {name: checks[name] if name in checks else {"error": errors[name]} for name in names}
-    if target.notes():
-        report["notes"] = target.notes()
+    notes = target.notes()
+    if notes:
+        report["notes"] = notes
     return report
 
 
@@ -140,15 +133,16 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
     make_dir(export_dir)
     target = target_for(run, settings)
     run.preprocessor.save(export_dir)
-    write_metadata(run, target, export_dir)
+    atomic_write_json(target.metadata(), export_dir / "metadata.json")
     train_examples = read_split(run.config, "train")  # each split is read once per export
     test_examples = target.test_examples(read_split(run.config, "test"))
-    report = _export(target, export_dir, settings, calibration_sample(run, train_examples, settings),
-                     run.encode(test_examples), test_examples)
+    test_data = run.encode(test_examples)
+    report = _export(target, export_dir, settings, calibration_sample(run, train_examples, settings), test_data,
+                     test_examples)
     if settings.prune_sparsity is not None:
         from kerasrnn.export.pruning import prune_and_export
 
-        report["pruned"] = prune_and_export(run, export_dir, settings, train_examples, test_examples)
+        report["pruned"] = prune_and_export(run, export_dir, settings, train_examples, test_examples, test_data)
     _write_report(report, target, export_dir)
     return report
 

@@ -219,9 +219,9 @@ def gzip_size(path) -> int:
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
 
 
-def prune_and_export(run, export_dir: Path, settings, train_examples, test_examples) -> dict:
+def prune_and_export(run, export_dir: Path, settings, train_examples, test_examples, test_data) -> dict:
     """Fine-tunes a pruned copy on the training examples, exports it to fp32 TFLite and scores it on the test
-    examples."""
+    examples (`test_data`: their encoding, made once per export)."""
     import tempfile
 
     from kerasrnn.export.converters import QuantizationConfig, save_saved_model, to_tflite
@@ -243,7 +243,7 @@ def prune_and_export(run, export_dir: Path, settings, train_examples, test_examp
         saved = save_saved_model(KerasGraph(pruned, softmax=True, output_name="probabilities"), Path(tmp) / "saved_model")
         to_tflite(saved, path, QuantizationConfig.for_float32())
     runner = TFLiteRunner(path, **run.preprocessor.sizes)
-    probs = run_batched(runner, run.encode(test_examples))
+    probs = run_batched(runner, test_data)
     metric = score(config, test_examples, run.labels, probs)[config.task.metric]
     return {
         "file": path.name, "sparsity": result.sparsity, "measured_sparsity": round(result.measured_sparsity, 4),

@@ -28,6 +28,11 @@ class RunTarget:
     def specs(self) -> list[InputSpec]:
         return task_specs(**self.run.preprocessor.sizes)
 
+    def metadata(self) -> dict:
+        """`metadata.json`: how an app turns text into the model's inputs (the preprocessor's description) and reads
+        its output."""
+        return {"task": self.config.task.name, **self.run.preprocessor.describe(), "output": self.output()}
+
 
 class TaskTarget(RunTarget):
     """A SequenceTagger or TextClassifier run: probabilities, scored with the task's metric on the test split."""
@@ -185,7 +190,7 @@ class KerasModelTarget:
     def __init__(self, model, settings):
         from kerasrnn.export.keras_graph import KerasGraph, UnsupportedLayerError
 
-        self.model, self.settings = model, settings
+        self.model = model
         self._graph = KerasGraph(model)
         for info in self._graph.inputs.values():
             if info.id_range is None:
