@@ -32,7 +32,8 @@ class QuantizationConfig:
 
     mode: "fp32" (no quantization), "dynamic" (int8 weights, float activations) or "int8" (full integer
     kernels, calibrated on `representative_data`: a list of {input name: [1, time, ...] ids} rows, all of one
-    length: the calibrator sizes its tensors on the first row).
+    length: the calibrator sizes its tensors on the first row; for a file of several signatures, a list of
+    (signature name, {input name: array}) pairs, all rows of one signature of one shape).
     """
 
     mode: str = "fp32"
@@ -50,7 +51,12 @@ class QuantizationConfig:
     def for_int8(cls, representative_data: Sequence[dict]) -> QuantizationConfig:
         if not representative_data:
             raise ValueError("full int8 quantization needs representative data (calibration rows)")
-        return cls("int8", tuple({name: np.asarray(x) for name, x in row.items()} for row in representative_data))
+        def rows(row):
+            if isinstance(row, tuple):  # (signature, inputs)
+                return row[0], rows(row[1])
+            return {name: np.asarray(x) for name, x in row.items()}
+
+        return cls("int8", tuple(rows(row) for row in representative_data))
 
 
 def save_saved_model(graph, directory) -> Path:

@@ -28,6 +28,7 @@ from kerasrnn.files import atomic_write_json, atomic_write_text, make_dir
 from kerasrnn.run import load_run, read_split
 
 ARTIFACTS = ("model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_fp32.onnx", "model_int8.onnx")
+STAGED_INT8 = "model_int8_staged.tflite"
 
 __all__ = ["ARTIFACTS", "ExportSettings", "calibration_rows", "convert_all", "export_model", "export_run",
            "load_ids"]
@@ -69,10 +70,36 @@ def _tflite(saved_model, path: Path, quantization: QuantizationConfig, errors: d
         progress(f"FAILED {e}")
 
 
-def convert_all(make_graph, export_dir: Path, settings: ExportSettings, calibration) -> dict[str, str]:
+STAGED_NOTE = ("model_int8_staged.tflite: full int8 at any length. The graph is cut at its recurrences into "
+               "stages (signatures stage_0..stage_W: embeddings, reversals, heads) and the recurrences run as "
+               "explicit-state chunks of {chunk} unrolled int8 steps (signatures cell_0..cell_(W-1)); every op is "
+               "a plain int8 kernel, no integer LSTM op and no WHILE loop. metadata.json (artifacts) says how an "
+               "app calls it; kerasrnn's StagedRunner does it.")
+
+
+def _staged_int8(graph, path: Path, settings: ExportSettings, calibration, directory: Path, errors: dict,
+                 protocols: dict) -> None:
+    from kerasrnn.export.staged import StagedGraph, calibration_calls, save_staged
+
+    progress(f"staging {path.name} (chunks of {settings.int8_chunk} steps)")
+    try:
+        staged = StagedGraph(graph, chunk=settings.int8_chunk)
+    except ValueError as e:  # no recurrent layer: model_int8.tflite is already fast
+        errors[path.name] = f"{path.name}: not made: {e}"
+        return
+    concrete = save_staged(staged, directory)
+    calls = calibration_calls(staged, concrete, calibration_rows(calibration, settings.calibration_length))
+    _tflite(directory, path, QuantizationConfig.for_int8(calls), errors)
+    protocols[path.name] = staged.describe()
+
+
+def convert_all(make_graph, export_dir: Path, settings: ExportSettings, calibration,
+                protocols: dict | None = None) -> dict[str, str]:
     """Writes every artifact it can from `make_graph(fixed_length)` (a KerasGraph), int8 calibrated on the rows
-    of `calibration`; returns {file: error message} for the ones a converter could not make."""
+    of `calibration`; returns {file: error message} for the ones a converter could not make. `protocols`, if
+    given, receives {file: how to call it} for files of several signatures."""
     errors = {}
+    protocols = {} if protocols is None else protocols
     graph = make_graph(None)
     with tempfile.TemporaryDirectory() as tmp:
         saved_model = save_saved_model(graph, Path(tmp) / "saved_model")
@@ -88,6 +115,9 @@ def convert_all(make_graph, export_dir: Path, settings: ExportSettings, calibrat
             # Calibration rows must have the graph's length.
             quantization = QuantizationConfig.for_int8(calibration_rows(calibration, settings.int8_fixed_length))
             _tflite(unrolled, export_dir / fixed_int8_name(settings.int8_fixed_length), quantization, errors)
+        if settings.int8_chunk:
+            _staged_int8(graph, export_dir / STAGED_INT8, settings, calibration, Path(tmp) / "saved_model_staged",
+                         errors, protocols)
     progress("converting model_fp32.onnx")
     to_onnx(graph, export_dir / "model_fp32.onnx")
     progress("quantizing model_int8.onnx")
@@ -99,12 +129,19 @@ def _artifact_names(settings: ExportSettings) -> list[str]:
     names = list(ARTIFACTS)
     if settings.int8_fixed_length:
         names.append(fixed_int8_name(settings.int8_fixed_length))
+    if settings.int8_chunk:
+        names.append(STAGED_INT8)
     return names
 
 
 def _export(target, export_dir: Path, settings: ExportSettings, calibration, data, examples=None) -> dict:
     """Converts, verifies and writes `report.json` / `report.md`: the one path of every export."""
-    errors = convert_all(target.graph, export_dir, settings, calibration)
+    protocols = {}
+    errors = convert_all(target.graph, export_dir, settings, calibration, protocols)
+    metadata = target.metadata()
+    if protocols:
+        metadata["artifacts"] = protocols
+    atomic_write_json(metadata, export_dir / "metadata.json")
     names = _artifact_names(settings)
     produced = [name for name in names if name not in errors]
     checks = verify(target, export_dir, settings, produced, data, target.specs(), examples)
@@ -112,6 +149,8 @@ def _export(target, export_dir: Path, settings: ExportSettings, calibration, dat
     report["keras"] = checks.pop("keras")
     report["artifacts"] = {name: checks[name] if name in checks else {"error": errors[name]} for name in names}
     notes = target.notes()
+    if STAGED_INT8 in produced:
+        notes = [*notes, STAGED_NOTE.format(chunk=settings.int8_chunk)]
     if notes:
         report["notes"] = notes
     return report
@@ -133,7 +172,6 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
     make_dir(export_dir)
     target = target_for(run, settings)
     run.preprocessor.save(export_dir)
-    atomic_write_json(target.metadata(), export_dir / "metadata.json")
     train_examples = read_split(run.config, "train")  # each split is read once per export
     test_examples = target.test_examples(read_split(run.config, "test"))
     test_data = run.encode(test_examples)
@@ -190,7 +228,6 @@ def export_model(model, export_dir, calibration, check=None, settings: ExportSet
     export_dir = Path(export_dir)
     make_dir(export_dir)
     gold = target.labels(load_ids(labels) if isinstance(labels, str | Path) else labels, check)
-    atomic_write_json(target.metadata(), export_dir / "metadata.json")
     report = _export(target, export_dir, settings, calibration, check, gold)
     _write_report(report, target, export_dir)
     return report

@@ -135,7 +135,7 @@ class KerasGraph(tf.Module):
         # Not tracked by tf.Module (SavedModel must hold only the tf_keras twins' weights, not the Keras model):
         # the Keras model, {id(Keras RNN layer): its tf_keras twin}, {id(Keras layer): NumPy weights}, and the
         # row lengths of the call being traced.
-        self._state = types.SimpleNamespace(model=model, rnns={}, constants={}, lengths=None)
+        self._state = types.SimpleNamespace(model=model, rnns={}, constants={}, lengths=None, rnn_call=None)
         self.twins = []  # tracked: the SavedModel saves their weights
         if isinstance(model, BiLanguageModel):
             self.inputs = self._bilm_inputs(model)
@@ -302,6 +302,14 @@ class KerasGraph(tf.Module):
             self.twins.append(twin)
         return self._state.rnns[key]
 
+    def run_rnn(self, layer, x):
+        """A Keras LSTM/GRU `layer` run forward over x [batch, time, features] from a zero state: its whole output
+        sequence. Every recurrence of the graph goes through here; `kerasrnn.export.staged` swaps the call to cut
+        the graph into stages at the recurrences."""
+        if self._state.rnn_call is not None:
+            return self._state.rnn_call(layer, x)
+        return self.rnn(layer)(x)
+
     @property
     def lengths(self):
         return self._state.lengths
@@ -324,8 +332,8 @@ class KerasGraph(tf.Module):
             x = tf.concat([x, self.char_features(lm.char_cnn, inputs["char_ids"])], axis=-1)
         fw_x = bw_x = x
         for fw, bw in zip(lm.forward_layers, lm.backward_layers, strict=True):
-            fw_x = self.rnn(fw)(fw_x)
-            bw_x = reverse_valid(self.rnn(bw)(reverse_valid(bw_x, self.lengths)), self.lengths)
+            fw_x = self.run_rnn(fw, fw_x)
+            bw_x = reverse_valid(self.run_rnn(bw, reverse_valid(bw_x, self.lengths)), self.lengths)
         return tf.concat([fw_x, bw_x], axis=-1)
 
     # ---- shared pieces ------------------------------------------------------------------------------------
@@ -403,9 +411,9 @@ def _recurrent(g, layer, x, mask=None, initial_state=None, **_):
         raise UnsupportedLayerError(f"layer {layer.name!r} ({type(layer).__name__}): initial_state is not "
                                     "supported; the export runs each row from a zero state")
     if layer.go_backwards:
-        y = g.rnn(layer)(reverse_valid(x, g.lengths))  # Keras' order: outputs of the reversed row
+        y = g.run_rnn(layer, reverse_valid(x, g.lengths))  # Keras' order: outputs of the reversed row
     else:
-        y = g.rnn(layer)(x)
+        y = g.run_rnn(layer, x)
     return y if layer.return_sequences else g.last_valid(y)
 
 
@@ -417,8 +425,8 @@ def _bidirectional(g, layer, x, mask=None, initial_state=None, **_):
     if type(fw_layer).__name__ not in ("LSTM", "GRU") or type(bw_layer).__name__ not in ("LSTM", "GRU"):
         raise UnsupportedLayerError(f"layer {layer.name!r} (Bidirectional) wraps {type(fw_layer).__name__}; "
                                     "supported: LSTM, GRU")
-    fw = g.rnn(fw_layer)(x)
-    bw = g.rnn(bw_layer)(reverse_valid(x, g.lengths))  # the row from its last valid token back
+    fw = g.run_rnn(fw_layer, x)
+    bw = g.run_rnn(bw_layer, reverse_valid(x, g.lengths))  # the row from its last valid token back
     if layer.return_sequences:
         bw = reverse_valid(bw, g.lengths)  # back in the row's order: position t has read t..L-1
     else:

@@ -20,6 +20,9 @@ class ExportSettings:
         exactly N positions (rows right-padded to N; longer rows rejected). On x86 it runs several times faster
         than the fused int8 LSTM kernel, and it is the only full-int8 TFLite a GRU model can have. None skips it.
         Defaults to 32.
+    int8_chunk: int. Also write `model_int8_staged.tflite`: full int8 at any length, the graph cut at its
+        recurrences into stages and each recurrence run in explicit-state chunks of this many unrolled steps
+        (`kerasrnn.export.staged`). None skips it. Defaults to 16.
     prune_sparsity: float. If set, also fine-tune a magnitude-pruned copy at this sparsity (tfmot) and export it
         as `model_pruned.tflite`. Defaults to None.
     prune_steps: int. Fine-tuning steps of the pruned copy. Defaults to 200.
@@ -34,6 +37,7 @@ class ExportSettings:
     latency_runs: int = 100
     seed: int = 0
     int8_fixed_length: int | None = 32
+    int8_chunk: int | None = 16
     prune_sparsity: float | None = None
     prune_steps: int = 200
     embedder_sentences: int = 1000

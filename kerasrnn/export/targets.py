@@ -94,7 +94,8 @@ class TaskTarget(RunTarget):
             "GRU: TFLite has no fused GRU op; model_fp32.tflite and model_dynamic.tflite run the recurrence as "
             "WHILE loops (builtin ops only). ONNX files use native GRU ops.",
             "GRU full int8: the TFLite calibrator crashes on WHILE loops (model_int8.tflite is not produced when "
-            "it does); the unrolled fixed-length file (model_int8_len*.tflite) is the full-int8 GRU artifact.",
+            "it does); model_int8_staged.tflite (any length) and model_int8_len*.tflite (fixed length) are the "
+            "full-int8 GRU artifacts.",
         ]
 
     def title(self) -> str:
@@ -311,8 +312,9 @@ class KerasModelTarget:
             notes.append("The model has no mask_zero Embedding: every position is read, so appending padding "
                          "changes its answers in Keras and in every artifact alike.")
         if any(type(layer).__name__ == "GRU" for layer in self.model._flatten_layers(recursive=True)):
-            notes.append("GRU: TFLite has no fused GRU op; the TFLite files run WHILE loops and full int8 exists as "
-                         "the unrolled fixed-length file only (the calibrator crashes on WHILE loops).")
+            notes.append("GRU: TFLite has no fused GRU op; model_fp32/dynamic.tflite run WHILE loops, and full int8 "
+                         "exists as model_int8_staged.tflite (any length) and the unrolled fixed-length file (the "
+                         "calibrator crashes on WHILE loops).")
         return notes
 
     def title(self) -> str:

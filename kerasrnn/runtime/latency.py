@@ -17,7 +17,8 @@ import numpy as np
 from kerasrnn.files import atomic_write_json
 from kerasrnn.runtime.timing import latency_input, time_calls
 
-ARTIFACT_ORDER = ("keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_int8_len32.tflite",
+ARTIFACT_ORDER = ("keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_int8_staged.tflite",
+                  "model_int8_len32.tflite",
                   "model_fp32.onnx", "model_int8.onnx")
 
 

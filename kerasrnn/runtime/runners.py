@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasrnn.runtime.staged import is_staged, plan_from_shapes, run_staged
+
 
 class InputError(ValueError):
     """Ids or arrays that the model cannot take; raised before any runtime is called."""
@@ -121,12 +123,12 @@ class TFLiteRunner(Runner):
 
     max_batch = 1
 
-    def __init__(self, path, *args, num_threads: int = 1, **kwargs):
+    def __init__(self, path, *args, num_threads: int = 1, interpreter=None, **kwargs):
         super().__init__(path, *args, **kwargs)
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+            self.interpreter = interpreter or Interpreter(model_path=str(self.path), num_threads=num_threads)
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{self.path}: not a loadable TFLite model: {e}") from None
         self.inputs = {d["name"].split(":")[0].split("serving_default_")[-1]: d
@@ -174,6 +176,42 @@ class TFLiteRunner(Runner):
             return {k: v[:, : self.fixed_length] for k, v in features.items()}
         pad = self.fixed_length - width
         return {k: np.pad(v, [(0, 0), (0, pad)] + [(0, 0)] * (v.ndim - 2)) for k, v in features.items()}
+
+
+class StagedRunner(Runner):
+    """A staged `.tflite` file in LiteRT, one row per call: the stages and cells run by `run_staged`."""
+
+    max_batch = 1
+    fixed_length = None
+
+    def __init__(self, path, *args, num_threads: int = 1, interpreter=None, **kwargs):
+        super().__init__(path, *args, **kwargs)
+        if interpreter is None:
+            from ai_edge_litert.interpreter import Interpreter
+
+            interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+        self.interpreter = interpreter
+        signatures = interpreter.get_signature_list()
+        self.runners = {key: interpreter.get_signature_runner(key) for key in signatures}
+        shapes = {key: {name: tuple(d["shape_signature"]) for name, d in runner.get_input_details().items()}
+                  for key, runner in self.runners.items()}
+        self.plan = plan_from_shapes(shapes)
+        self.inputs = {key: list(value) for key, value in shapes.items()}
+        self.output_name = signatures[f"stage_{len(self.plan)}"]["outputs"][0]
+        missing = sorted({spec.name for spec in self.specs} - set(self.inputs["stage_0"]) - {
+            name for key in self.inputs if key.startswith("stage_") for name in self.inputs[key]})
+        if missing:
+            raise ValueError(f"{self.path}: the stages take {sorted(self.inputs['stage_0'])}, not {missing}")
+
+    def _call(self, key: str, inputs: dict) -> dict:
+        return self.runners[key](**{name: inputs[name] for name in self.inputs[key]})
+
+    def run(self, features):
+        rows = []
+        for b in range(len(next(iter(features.values())))):
+            row = {name: x[b : b + 1] for name, x in features.items()}
+            rows.append(run_staged(self._call, self.plan, row, self.output_name)[0])
+        return np.stack(rows).astype(np.float32)
 
 
 class ONNXRunner(Runner):
@@ -233,7 +271,15 @@ def load_runner(path, vocabulary_size: int | None = None, char_vocabulary_size: 
         raise FileNotFoundError(f"{path}: no such model file")
     kwargs = {"char_vocabulary_size": char_vocabulary_size, "max_word_chars": max_word_chars, "specs": specs}
     if path.suffix == ".tflite":
-        return TFLiteRunner(path, vocabulary_size, num_threads=num_threads, **kwargs)
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"{path}: not a loadable TFLite model: {e}") from None
+        if is_staged(interpreter.get_signature_list()):
+            return StagedRunner(path, vocabulary_size, num_threads=num_threads, interpreter=interpreter, **kwargs)
+        return TFLiteRunner(path, vocabulary_size, num_threads=num_threads, interpreter=interpreter, **kwargs)
     if path.suffix == ".onnx":
         return ONNXRunner(path, vocabulary_size, num_threads=num_threads, **kwargs)
     if path.suffix == ".keras":
