@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from kerasrnn.files import WriteError
 
@@ -150,9 +151,31 @@ def _predict_arguments(p):
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (with --text)")
 
 
+def _predict_stream(args) -> int:
+    from kerasrnn.runtime.streaming import stream_text
+
+    try:
+        results = [stream_text(args.model, text) for text in args.text]
+    except USAGE_ERRORS as e:
+        return _error(e)
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+        return 0
+    for steps in results:  # one line per token, as it is fed
+        for step in steps:
+            if "tag" in step:
+                print(f"{step['token']}\t{step['tag']}\t{step['probability']:.3f}")
+            else:
+                print(f"{step['token']}\t-> " + "  ".join(f"{w} {p:.3f}" for w, p in step["next"]))
+        print()
+    return 0
+
+
 def _predict(args) -> int:
     from kerasrnn.runtime.predictor import Predictor
 
+    if "stream" in Path(args.model).name and args.text:
+        return _predict_stream(args)
     try:
         predictor = Predictor(args.model)
         if args.text:

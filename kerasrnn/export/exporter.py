@@ -29,6 +29,7 @@ from kerasrnn.run import load_run, read_split
 
 ARTIFACTS = ("model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_fp32.onnx", "model_int8.onnx")
 STAGED_INT8 = "model_int8_staged.tflite"
+STREAMS = ("model_stream_fp32.tflite", "model_stream_int8.tflite")
 
 __all__ = ["ARTIFACTS", "ExportSettings", "calibration_rows", "convert_all", "export_model", "export_run",
            "load_ids"]
@@ -93,6 +94,25 @@ def _staged_int8(graph, path: Path, settings: ExportSettings, calibration, direc
     protocols[path.name] = staged.describe()
 
 
+def _streams(graph, export_dir: Path, settings: ExportSettings, calibration, directory: Path, errors: dict,
+             protocols: dict) -> None:
+    """The streaming files, for a model whose recurrences all read forwards (or a BiLM's forward direction)."""
+    from kerasrnn.export.keras_graph import UnsupportedLayerError
+    from kerasrnn.export.streaming import StreamGraph, save_stream, stream_calibration_calls
+
+    try:
+        stream = StreamGraph(graph, chunk=settings.stream_chunk)
+    except UnsupportedLayerError as e:
+        progress(f"no streaming files: {e}")
+        return
+    concrete = save_stream(stream, directory)
+    calls = stream_calibration_calls(stream, concrete, calibration_rows(calibration, settings.calibration_length))
+    for name, quantization in zip(STREAMS, (QuantizationConfig.for_float32(), QuantizationConfig.for_int8(calls)),
+                                  strict=True):
+        _tflite(directory, export_dir / name, quantization, errors)
+        protocols[name] = stream.describe()
+
+
 def convert_all(make_graph, export_dir: Path, settings: ExportSettings, calibration,
                 protocols: dict | None = None) -> dict[str, str]:
     """Writes every artifact it can from `make_graph(fixed_length)` (a KerasGraph), int8 calibrated on the rows
@@ -118,6 +138,8 @@ def convert_all(make_graph, export_dir: Path, settings: ExportSettings, calibrat
         if settings.int8_chunk:
             _staged_int8(graph, export_dir / STAGED_INT8, settings, calibration, Path(tmp) / "saved_model_staged",
                          errors, protocols)
+        if settings.stream_chunk:
+            _streams(graph, export_dir, settings, calibration, Path(tmp) / "saved_model_stream", errors, protocols)
     progress("converting model_fp32.onnx")
     to_onnx(graph, export_dir / "model_fp32.onnx")
     progress("quantizing model_int8.onnx")
@@ -148,6 +170,15 @@ def _export(target, export_dir: Path, settings: ExportSettings, calibration, dat
     report = target.header()
     report["keras"] = checks.pop("keras")
     report["artifacts"] = {name: checks[name] if name in checks else {"error": errors[name]} for name in names}
+    streams = [name for name in STREAMS if name in protocols]
+    if streams:
+        from kerasrnn.export.verify import verify_streams
+
+        report["streaming"] = {name: {"error": errors[name]} if name in errors else entry
+                               for name, entry in verify_streams(target, export_dir, settings,
+                                                                 [n for n in streams if n not in errors], data
+                                                                 ).items()}
+        report["streaming"].update({name: {"error": errors[name]} for name in streams if name in errors})
     notes = target.notes()
     if STAGED_INT8 in produced:
         notes = [*notes, STAGED_NOTE.format(chunk=settings.int8_chunk)]

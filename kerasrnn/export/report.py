@@ -24,6 +24,17 @@ def report_markdown(report: dict, target) -> str:
             lines.append(f"| {_artifact_label(name, r)} | " + " | ".join(target.cells(r) + _latency_cells(r)) + " |")
     lines += ["", "Ops per artifact:", ""] + [
         f"- `{name}`: {', '.join(r['ops'])}" for name, r in report["artifacts"].items() if "ops" in r]
+    if report.get("streaming"):
+        lines += ["", "Streaming files (outputs fed token by token and in chunks of 5 vs the full row in Keras):", "",
+                  "| file | bytes | token by token max_abs | chunks of 5 max_abs | one step p50 ms |",
+                  "|---|---|---|---|---|"]
+        for name, r in report["streaming"].items():
+            if "error" in r:
+                lines.append(f"| {name} | not produced: {r['error']} | | | |")
+            else:
+                p = r["parity"]
+                lines.append(f"| {name} | {r['bytes']:,} | {p['token_by_token_max_abs']:.2e} | "
+                             f"{p['chunks_of_5_max_abs']:.2e} | {r['step_latency_ms']['p50']:.3f} |")
     if "pruned" in report:
         p, metric = report["pruned"], report["metric"]
         lines += ["", f"Pruned copy (`{p['file']}`, tfmot magnitude pruning, {p['sparsity']:.0%} target sparsity, "

@@ -23,6 +23,9 @@ class ExportSettings:
     int8_chunk: int. Also write `model_int8_staged.tflite`: full int8 at any length, the graph cut at its
         recurrences into stages and each recurrence run in explicit-state chunks of this many unrolled steps
         (`kerasrnn.export.staged`). None skips it. Defaults to 16.
+    stream_chunk: int. Tokens of the `chunk` signature of the streaming files (`model_stream_fp32.tflite`,
+        `model_stream_int8.tflite`), written for models whose recurrences all read forwards and for a BiLM's
+        forward direction (`kerasrnn.export.streaming`). None skips them. Defaults to 8.
     prune_sparsity: float. If set, also fine-tune a magnitude-pruned copy at this sparsity (tfmot) and export it
         as `model_pruned.tflite`. Defaults to None.
     prune_steps: int. Fine-tuning steps of the pruned copy. Defaults to 200.
@@ -38,6 +41,7 @@ class ExportSettings:
     seed: int = 0
     int8_fixed_length: int | None = 32
     int8_chunk: int | None = 16
+    stream_chunk: int | None = 8
     prune_sparsity: float | None = None
     prune_steps: int = 200
     embedder_sentences: int = 1000

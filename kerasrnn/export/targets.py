@@ -28,6 +28,10 @@ class RunTarget:
     def specs(self) -> list[InputSpec]:
         return task_specs(**self.run.preprocessor.sizes)
 
+    def stream_reference(self, rows) -> list:
+        """What a streaming file must answer for each row: the Keras outputs of the whole row."""
+        return self.reference(self.keras_runner(), rows)
+
     def metadata(self) -> dict:
         """`metadata.json`: how an app turns text into the model's inputs (the preprocessor's description) and reads
         its output."""
@@ -149,6 +153,21 @@ class EmbedderTarget(RunTarget):
     def flatten(self, outputs: list) -> np.ndarray:
         return np.concatenate(outputs)
 
+    def stream_reference(self, rows) -> list:
+        """The Keras BiLM's forward next-token probabilities of each row, [length, vocabulary]."""
+        from kerasrnn.data.pipeline import ordered_batches
+
+        lm = self.run.model
+        out = [None] * len(rows)
+        for index, features in ordered_batches(rows, 32):
+            top = np.asarray(lm(features, training=False)[-1])[..., : lm.units]
+            logits = top @ np.asarray(lm.softmax_kernel).T + np.asarray(lm.softmax_bias)
+            probs = np.exp(logits - logits.max(-1, keepdims=True))
+            probs /= probs.sum(-1, keepdims=True)
+            for row, i in enumerate(index):
+                out[i] = probs[row, : rows.lengths[i]].astype(np.float32)
+        return out
+
     def keras_entry(self, examples, reference) -> dict:
         return {"sentences": len(examples)}
 
@@ -260,6 +279,9 @@ class KerasModelTarget:
 
     def keras_runner(self):
         return lambda features: np.asarray(self._call({k: np.asarray(v) for k, v in features.items()}))
+
+    def stream_reference(self, rows) -> list:
+        return self.reference(self.keras_runner(), rows)
 
     def reference(self, runner, data) -> list:
         """The Keras output of each row at its own length (rows of one length run as a batch, unpadded)."""

@@ -99,3 +99,40 @@ def padded_outputs(runner, data, extra: int, fixed_length: int | None = None) ->
         probs = runner(features)[0]
         out.append(probs[:n] if probs.ndim == 2 else probs)
     return out
+
+
+def verify_streams(target, export_dir: Path, settings: ExportSettings, names, data) -> dict:
+    """Each streaming file on the first `parity_sentences` rows, fed token by token and in chunks of 5, against
+    the full-row outputs of the Keras model (for a BiLM: its forward next-token probabilities); the latency of
+    one step."""
+    from kerasrnn.runtime.streaming import StreamRunner
+
+    rows = subset(data, range(min(settings.parity_sentences, len(data))))
+    reference = target.stream_reference(rows)
+    report = {}
+    for name in names:
+        progress(f"verifying {name} (streaming)")
+        stream = StreamRunner(export_dir / name, specs=target.specs())
+        diffs = {1: 0.0, 5: 0.0}
+        for i, ref in enumerate(reference):
+            row = {key: inputs[i] for key, inputs in rows.inputs.items()}
+            for size in diffs:
+                stream.reset()
+                n = len(ref)
+                got = np.concatenate([stream.feed({k: v[s : s + size] for k, v in row.items()})
+                                      for s in range(0, n, size)])
+                diffs[size] = max(diffs[size], float(np.abs(got - ref).max()))
+        first = {key: inputs[0][:1] for key, inputs in rows.inputs.items()}
+
+        def step(stream=stream, first=first):
+            stream.feed(first)
+
+        report[name] = {"bytes": (export_dir / name).stat().st_size, "ops": tflite_ops(export_dir / name),
+                        "rows": len(reference),
+                        "parity": {"token_by_token_max_abs": diffs[1], "chunks_of_5_max_abs": diffs[5]},
+                        "step_latency_ms": _latency_of(step, settings.latency_runs)}
+    return report
+
+
+def _latency_of(fn, runs: int) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in time_calls(fn, runs).items()}

@@ -1,0 +1,95 @@
+"""Streaming files: explicit state in and out, token by token and in chunks equal to the full row."""
+
+import keras
+import numpy as np
+import pytest
+
+from kerasrnn.data.pipeline import IdRows
+from kerasrnn.export.converters import QuantizationConfig, tflite_ops, to_tflite
+from kerasrnn.export.exporter import calibration_rows
+from kerasrnn.export.keras_graph import KerasGraph, UnsupportedLayerError
+from kerasrnn.export.streaming import StreamGraph, save_stream, stream_calibration_calls
+from kerasrnn.models import BiLanguageModel
+from kerasrnn.runtime.runners import task_specs
+from kerasrnn.runtime.streaming import StreamRunner
+from tests.export.test_export import CHARS, VOCAB, WORD_CHARS, keras_probs, make_inputs, make_model, train_briefly
+from tests.test_case import assert_all_close
+
+
+def stream_file(tmp, graph, chunk=4, int8_rows=None):
+    stream = StreamGraph(graph, chunk=chunk)
+    concrete = save_stream(stream, tmp / "sm")
+    paths = {"fp32": to_tflite(tmp / "sm", tmp / "model_stream_fp32.tflite", QuantizationConfig.for_float32())}
+    if int8_rows is not None:
+        calls = stream_calibration_calls(stream, concrete, int8_rows)
+        paths["int8"] = to_tflite(tmp / "sm", tmp / "model_stream_int8.tflite", QuantizationConfig.for_int8(calls))
+    return stream, paths
+
+
+def fed(runner, row, size):
+    """The outputs of one row fed `size` tokens at a time."""
+    runner.reset()
+    n = len(next(iter(row.values())))
+    return np.concatenate([runner.feed({k: v[s : s + size] for k, v in row.items()}) for s in range(0, n, size)])
+
+
+@pytest.fixture(scope="module")
+def lstm_stream(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stream")
+    model = train_briefly(make_model("tagging", "lstm", chars=True, num_layers=2, bidirectional=False))
+    rows = calibration_rows(IdRows({k: list(v) for k, v in make_inputs(np.random.default_rng(9),
+                                                                       lengths=(10,) * 40).items()}), 8)
+    stream, paths = stream_file(tmp, KerasGraph(model, softmax=True), int8_rows=rows)
+    return model, stream, paths
+
+
+def test_stream_fed_token_by_token_and_in_chunks_equals_the_whole_row(lstm_stream):
+    model, stream, paths = lstm_stream
+    assert stream.state_names == ["h_0", "c_0", "h_1", "c_1"]
+    runner = StreamRunner(paths["fp32"], specs=task_specs(VOCAB, CHARS, WORD_CHARS))
+    inputs = make_inputs(np.random.default_rng(2), lengths=(11, 1, 6))
+    for i, n in enumerate((inputs["token_ids"] != 0).sum(1)):
+        row = {k: v[i, :n] for k, v in inputs.items()}
+        ref = keras_probs(model, {k: v[None] for k, v in row.items()})[0]
+        for size in (1, 3, 5, 11):  # chunks of 5 in a 4-token chunk signature: a full chunk and a padded one
+            assert_all_close(fed(runner, row, size), ref, atol=1e-5)
+    assert "WHILE" not in tflite_ops(paths["fp32"])
+
+
+def test_stream_int8_agrees_and_reset_restarts(lstm_stream):
+    model, _, paths = lstm_stream
+    runner = StreamRunner(paths["int8"], specs=task_specs(VOCAB, CHARS, WORD_CHARS))
+    inputs = make_inputs(np.random.default_rng(5), lengths=(9, 8, 10, 7))
+    agree = []
+    for i, n in enumerate((inputs["token_ids"] != 0).sum(1)):
+        row = {k: v[i, :n] for k, v in inputs.items()}
+        ref = keras_probs(model, {k: v[None] for k, v in row.items()})[0]
+        got = fed(runner, row, 5)
+        agree.append(got.argmax(-1) == ref.argmax(-1))
+        assert_all_close(fed(runner, row, 5), got, atol=0)  # reset: the same answer again
+    assert np.mean(np.concatenate(agree)) >= 0.9
+
+
+def test_bilm_stream_gives_the_forward_next_token_probabilities(tmp_path):
+    keras.utils.set_random_seed(1)
+    lm = BiLanguageModel(VOCAB, embedding_dim=8, units=6, num_layers=2, char_vocabulary_size=CHARS,
+                         char_filters=5, max_word_chars=WORD_CHARS)
+    inputs = make_inputs(np.random.default_rng(3), lengths=(9,))
+    lm(inputs)
+    stream, paths = stream_file(tmp_path, KerasGraph(lm), chunk=4)
+    runner = StreamRunner(paths["fp32"], specs=task_specs(VOCAB, CHARS, WORD_CHARS))
+    top = np.asarray(lm(inputs)[-1])[0, :, :6]
+    logits = top @ np.asarray(lm.softmax_kernel).T + np.asarray(lm.softmax_bias)
+    ref = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    row = {k: v[0] for k, v in inputs.items()}
+    assert_all_close(fed(runner, row, 1), ref, atol=1e-5)
+    assert_all_close(fed(runner, row, 5), ref, atol=1e-5)
+    assert runner.top_k(2)[0][0] == int(ref[-1].argmax())
+
+
+@pytest.mark.parametrize("case", ["bidirectional", "classifier"])
+def test_models_that_cannot_stream_are_refused(case):
+    model = make_model("tagging" if case == "bidirectional" else "classification", "gru", chars=False,
+                       bidirectional=case == "bidirectional")
+    with pytest.raises(UnsupportedLayerError, match="backwards" if case == "bidirectional" else "per token"):
+        StreamGraph(KerasGraph(model, softmax=True))
