@@ -188,6 +188,14 @@ def test_embedder_export_matches_the_keras_bilm_and_is_timed(lm_run):
     artifacts = report["artifacts"]
     for name in ("model_fp32.tflite", "model_fp32.onnx"):
         assert artifacts[name]["parity"]["max_abs"] < 1e-4, name
+    # The forward direction as a next-token stream: token by token and in chunks equal to the full rows.
+    assert set(report["streaming"]) == {"model_stream_fp32.tflite", "model_stream_int8.tflite"}
+    for key in ("token_by_token_max_abs", "chunks_of_5_max_abs"):
+        assert report["streaming"]["model_stream_fp32.tflite"]["parity"][key] < 1e-5
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["artifacts"]["model_stream_fp32.tflite"]["outputs"][0] == "next_token_probabilities"
+    assert set(meta["artifacts"]["model_int8_staged.tflite"]["signatures"]) == {"stage_0", "cell_0", "stage_1",
+                                                                                 "cell_1", "stage_2"}
     for name, r in artifacts.items():
         assert "error" not in r, (name, r.get("error"))
         assert r["padding_max_diff"] < 1e-5 if "int8" not in name else r["padding_max_diff"] < 0.05, name
@@ -199,10 +207,33 @@ def test_embedder_export_matches_the_keras_bilm_and_is_timed(lm_run):
     # deploy.benchmark times the same files beside the Keras BiLM's top layer.
     assert benchmark_cli.main(["--run-dir", str(lm_run), "--seq-lens", "8,16", "--threads", "1", "--runs", "3"]) == 0
     bench = json.loads((tmp_path / "bench.json").read_text())["results"]["1"]
-    assert set(bench) == {"keras", *artifacts}
+    streams = report["streaming"]
+    assert set(bench) == {"keras", *artifacts, *streams}
+    assert set(bench["model_stream_fp32.tflite"]) == {"step", "8", "16"}
     assert set(bench["model_int8_len12.tflite"]) == {"8"}  # a 12-token file cannot take 16 tokens
     assert set(bench["keras"]) == set(bench["model_fp32.onnx"]) == {"8", "16"}
     assert all(t["p50"] > 0 for by_len in bench.values() for t in by_len.values())
+
+
+def test_evaluate_reports_perplexity_of_a_language_model_run_and_of_its_stream(lm_run, tmp_path):
+    from kerasrnn.export.exporter import ExportSettings, export_run
+    from training import evaluate as evaluate_cli
+
+    text = text_file(tmp_path / "held_out.txt", 20, 5)
+    assert evaluate_cli.main(["--run-dir", str(lm_run), "--file", str(text)]) == 0
+    keras_eval = json.loads((lm_run / "eval.json").read_text())
+    assert set(keras_eval) == {"perplexity", "forward_perplexity", "backward_perplexity"}
+    assert 1.0 < keras_eval["forward_perplexity"] < 12
+    export_dir = tmp_path / "export"
+    export_run(lm_run, export_dir, ExportSettings(calibration_sentences=60, calibration_length=8, latency_runs=3,
+                                                  parity_sentences=5, embedder_sentences=10, int8_fixed_length=None,
+                                                  int8_chunk=None))
+    for name, bound in (("model_stream_fp32.tflite", 1e-4), ("model_stream_int8.tflite", 0.25)):
+        assert evaluate_cli.main(["--run-dir", str(lm_run), "--file", str(text), "--artifact",
+                                  str(export_dir / name)]) == 0
+        stream_eval = json.loads((lm_run / "eval.json").read_text())
+        ratio = stream_eval["forward_perplexity"] / keras_eval["forward_perplexity"]
+        assert abs(ratio - 1) < bound, (name, ratio)
 
 
 def test_embed_picture_script_writes_png_and_json(lm_run, tmp_path, capsys):

@@ -89,7 +89,9 @@ def _staged_int8(graph, path: Path, settings: ExportSettings, calibration, direc
         errors[path.name] = f"{path.name}: not made: {e}"
         return
     concrete = save_staged(staged, directory)
-    calls = calibration_calls(staged, concrete, calibration_rows(calibration, settings.calibration_length))
+    # Rows of at least two chunks: a cell's state inputs must see values other than the zero start state.
+    length = max(settings.calibration_length, 2 * settings.int8_chunk)
+    calls = calibration_calls(staged, concrete, calibration_rows(calibration, length))
     _tflite(directory, path, QuantizationConfig.for_int8(calls), errors)
     protocols[path.name] = staged.describe()
 

@@ -143,13 +143,14 @@ def save_stream(stream: StreamGraph, directory) -> dict:
 
 def stream_calibration_calls(stream: StreamGraph, concrete: dict, rows: list[dict], max_rows: int = 300
                              ) -> list[tuple]:
-    """(signature, inputs) pairs for int8 calibration: calibration rows fed chunk by chunk with the states the
-    float graph carries, and a step at every chunk boundary (so that `step` also sees carried states, not only
-    zeros: a zero-range state input has no int8 scale)."""
+    """(signature, inputs) pairs for int8 calibration: the calibration rows (consecutive pieces of one stream of
+    sentences) fed chunk by chunk with the state carried from row to row as the float graph computes it, and a
+    step at every chunk boundary. States must not be all zeros: a zero-range input gets no usable int8 scale
+    (XNNPACK then refuses the file)."""
     calls = []
+    state = {name: np.zeros(spec.shape, np.float32) for name, spec in stream.inputs(1).items()
+             if name in stream.state_names}
     for row in rows[:max_rows]:
-        state = {name: np.zeros(spec.shape, np.float32) for name, spec in stream.inputs(1).items()
-                 if name in stream.state_names}
         width = next(iter(row.values())).shape[1]
         for start in range(0, width - stream.chunk + 1, stream.chunk):
             token = {name: np.asarray(x[:, start : start + 1], np.int32) for name, x in row.items()}

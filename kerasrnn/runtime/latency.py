@@ -41,8 +41,15 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
     else:
         runners = {"keras": KerasRunner(model=run.model)}
     files = sorted((run_dir / "export").glob("model_*.tflite")) + sorted((run_dir / "export").glob("model_*.onnx"))
+    streams = {}
     for path in files:
-        runners[path.name] = load_runner(path, num_threads=threads, **run.preprocessor.sizes)
+        if "stream" in path.name:
+            from kerasrnn.runtime.runners import task_specs
+            from kerasrnn.runtime.streaming import StreamRunner
+
+            streams[path.name] = StreamRunner(path, specs=task_specs(**run.preprocessor.sizes), num_threads=threads)
+        else:
+            runners[path.name] = load_runner(path, num_threads=threads, **run.preprocessor.sizes)
     results = {}
     for name, runner in runners.items():
         results[name] = {}
@@ -51,6 +58,13 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
                 continue  # a fixed-length file cannot take this many tokens
             features = latency_input(data, n)
             results[name][str(n)] = time_calls(lambda r=runner, f=features: r(f), runs)
+    for name, stream in streams.items():
+        # "step": one token fed to a running stream; LENGTH: a row of that many tokens fed from a fresh state.
+        token = {key: x[0, :1] for key, x in latency_input(data, 1).items()}
+        results[name] = {"step": time_calls(lambda s=stream, t=token: s.feed(t), runs)}
+        for n in seq_lens:
+            row = {key: x[0] for key, x in latency_input(data, n).items()}
+            results[name][str(n)] = time_calls(lambda s=stream, r=row: (s.reset(), s.feed(r)), runs)
     return results
 
 

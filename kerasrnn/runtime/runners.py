@@ -277,6 +277,9 @@ def load_runner(path, vocabulary_size: int | None = None, char_vocabulary_size: 
             interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{path}: not a loadable TFLite model: {e}") from None
+        if set(interpreter.get_signature_list()) == {"step", "chunk"}:
+            raise ValueError(f"{path}: a streaming file (state in, state out); run it with "
+                             "kerasrnn.runtime.streaming.StreamRunner")
         if is_staged(interpreter.get_signature_list()):
             return StagedRunner(path, vocabulary_size, num_threads=num_threads, interpreter=interpreter, **kwargs)
         return TFLiteRunner(path, vocabulary_size, num_threads=num_threads, interpreter=interpreter, **kwargs)

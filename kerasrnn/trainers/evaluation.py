@@ -58,6 +58,10 @@ def evaluate(run_dir, path, *, artifact=None) -> dict:
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
+    if run.config.task.type == "language_model":
+        result = _language_model_eval(run, path, artifact)
+        atomic_write_json(result, run_dir / "eval.json")
+        return result
     examples = read_examples(path, run.config.data.format, split="test")
     for e in examples:
         for label in e.tags if run.config.task.type == "tagging" else [e.label]:
@@ -72,3 +76,34 @@ def evaluate(run_dir, path, *, artifact=None) -> dict:
         result["artifact"] = str(artifact)
     atomic_write_json(result, run_dir / "eval.json")
     return result
+
+
+def _language_model_eval(run, path, artifact) -> dict:
+    """Perplexities of the run's BiLM on raw text, or the forward perplexity of a streaming file of it."""
+    data = run.encode(read_examples(path, run.config.data.format, split="test"))
+    if artifact is None:
+        result = perplexity(run.model, data)
+        return {key: result[key] for key in ("perplexity", "forward_perplexity", "backward_perplexity")}
+    if "stream" not in Path(artifact).name:
+        raise ValueError(f"{artifact}: a language model's perplexity is scored on a streaming file "
+                         "(model_stream_*.tflite: next-token probabilities); the other exports output vectors")
+    return {"forward_perplexity": round(stream_forward_perplexity(artifact, data, run.preprocessor), 3),
+            "artifact": str(artifact)}
+
+
+def stream_forward_perplexity(artifact, data: EncodedData, preprocessor) -> float:
+    """exp(mean -log p(token t+1 | tokens 0..t)) with each sentence fed to a streaming file, as `perplexity`
+    counts the forward direction (every token but the first is predicted)."""
+    from kerasrnn.runtime.runners import task_specs
+    from kerasrnn.runtime.streaming import StreamRunner
+
+    stream = StreamRunner(artifact, specs=task_specs(**preprocessor.sizes))
+    total, count = 0.0, 0
+    for i, ids in enumerate(data.inputs["token_ids"]):
+        if len(ids) < 2:
+            continue
+        stream.reset()
+        probs = stream.feed({name: rows[i][:-1] for name, rows in data.inputs.items()})
+        total -= float(np.sum(np.log(np.maximum(probs[np.arange(len(ids) - 1), ids[1:]], 1e-30))))
+        count += len(ids) - 1
+    return math.exp(total / max(count, 1))
