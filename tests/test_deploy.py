@@ -28,7 +28,8 @@ def test_report_holds_every_artifact_within_the_bounds(exported_run):
     report = json.loads((out / "export" / "report.json").read_text())
     artifacts = report["artifacts"]
     assert sorted(artifacts) == sorted(["model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite",
-                                        "model_fp32.onnx", "model_int8.onnx", "model_int8_len32.tflite"])
+                                        "model_fp32.onnx", "model_int8.onnx", "model_int8_len32.tflite",
+                                        "model_int8_staged.tflite"])
     for name, r in artifacts.items():
         assert (out / "export" / name).stat().st_size == r["bytes"]
         assert abs(r["test_metric"] - r["keras_test_metric"]) <= 0.05, name
@@ -42,6 +43,10 @@ def test_report_holds_every_artifact_within_the_bounds(exported_run):
     assert unrolled["fixed_length"] == 32 and unrolled["rows_scored"] == "30 of 30"
     assert "WHILE" not in unrolled["ops"] and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in unrolled["ops"]
     assert "| model_int8.tflite |" in (out / "export" / "report.md").read_text()
+    staged = artifacts["model_int8_staged.tflite"]
+    assert "fixed_length" not in staged and staged["padding_max_diff"] <= 0.05
+    assert not {"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM"} & set(staged["ops"])
+    assert "streaming" not in report  # a bidirectional tagger cannot stream
 
 
 def test_metadata_describes_the_inputs_an_app_must_build(exported_run):
@@ -58,6 +63,9 @@ def test_metadata_describes_the_inputs_an_app_must_build(exported_run):
 
     chars = (out / "export" / meta["char_vocabulary_file"]).read_text().splitlines()
     assert specs_from_metadata(meta) == task_specs(len(vocab), len(chars), meta["max_word_chars"])
+    staged = meta["artifacts"]["model_int8_staged.tflite"]
+    assert staged["signatures"]["cell_0"]["inputs"] == ["x_0", "h_0", "c_0", "x_1", "h_1", "c_1"]
+    assert staged["signatures"]["stage_1"]["outputs"] == ["probabilities"]
 
 
 @pytest.mark.parametrize("name", ["model_int8.tflite", "model_fp32.onnx"])
@@ -99,7 +107,8 @@ def test_benchmark_times_every_artifact_and_keras(exported_run):
     assert benchmark_cli.main(["--run-dir", str(out), "--seq-lens", "8", "--threads", "1", "--runs", "3"]) == 0
     bench = json.loads((out / "export" / "bench.json").read_text())
     assert set(bench["results"]["1"]) == {"keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite",
-                                          "model_int8_len32.tflite", "model_fp32.onnx", "model_int8.onnx"}
+                                          "model_int8_len32.tflite", "model_int8_staged.tflite", "model_fp32.onnx",
+                                          "model_int8.onnx"}
     assert (out / "export" / "bench.png").stat().st_size > 1000
 
 

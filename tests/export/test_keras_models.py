@@ -16,7 +16,9 @@ from kerasrnn.runtime.runners import InputError, InputSpec, load_runner, specs_f
 
 V, TAGS, T = 40, 4, 12
 L = keras.layers
-SETTINGS = ExportSettings(calibration_length=8, latency_runs=5, parity_sentences=40, int8_fixed_length=None)
+# The staged and streaming files of notebook models are tested at the graph level in test_staged / test_streaming.
+SETTINGS = ExportSettings(calibration_length=8, latency_runs=5, parity_sentences=40, int8_fixed_length=None,
+                          int8_chunk=None, stream_chunk=None)
 
 
 def ids(n=80, seed=0, vocab=V, width=T):
