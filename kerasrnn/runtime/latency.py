@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasrnn.files import atomic_write_json
-from kerasrnn.runtime.timing import latency_input, time_calls
+from kerasrnn.runtime.timing import latency_input, time_interleaved
 
 ARTIFACT_ORDER = ("keras", "model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_int8_staged.tflite",
                   "model_int8_len32.tflite",
@@ -50,21 +50,22 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
             streams[path.name] = StreamRunner(path, specs=task_specs(**run.preprocessor.sizes), num_threads=threads)
         else:
             runners[path.name] = load_runner(path, num_threads=threads, **run.preprocessor.sizes)
-    results = {}
-    for name, runner in runners.items():
-        results[name] = {}
-        for n in seq_lens:
-            if (getattr(runner, "fixed_length", None) or n) < n:
-                continue  # a fixed-length file cannot take this many tokens
-            features = latency_input(data, n)
-            results[name][str(n)] = time_calls(lambda r=runner, f=features: r(f), runs)
-    for name, stream in streams.items():
-        # "step": one token fed to a running stream; LENGTH: a row of that many tokens fed from a fresh state.
+    # Every artifact at one length is timed in interleaved rounds (`time_interleaved`): the machine is shared.
+    results = {name: {} for name in [*runners, *streams]}
+    for n in seq_lens:
+        features = latency_input(data, n)
+        row = {key: x[0] for key, x in features.items()}
+        fns = {name: (lambda r=runner, f=features: r(f)) for name, runner in runners.items()
+               if (getattr(runner, "fixed_length", None) or n) >= n}  # a fixed-length file cannot take more
+        # A stream: a row of n tokens fed from a fresh state.
+        fns.update({name: (lambda s=stream, r=row: (s.reset(), s.feed(r))) for name, stream in streams.items()})
+        for name, timing in time_interleaved(fns, runs).items():
+            results[name][str(n)] = timing
+    if streams:  # "step": one token fed to a running stream
         token = {key: x[0, :1] for key, x in latency_input(data, 1).items()}
-        results[name] = {"step": time_calls(lambda s=stream, t=token: s.feed(t), runs)}
-        for n in seq_lens:
-            row = {key: x[0] for key, x in latency_input(data, n).items()}
-            results[name][str(n)] = time_calls(lambda s=stream, r=row: (s.reset(), s.feed(r)), runs)
+        for name, timing in time_interleaved({name: (lambda s=stream: s.feed(token))
+                                              for name, stream in streams.items()}, runs).items():
+            results[name]["step"] = timing
     return results
 
 

@@ -19,6 +19,23 @@ def time_calls(fn, runs: int) -> dict[str, float]:
     return {"p50": float(np.median(times)), "p90": float(np.percentile(times, 90))}
 
 
+def time_interleaved(fns: dict, runs: int, rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Median and p90 ms of each `fns[name]()`, the calls interleaved: `rounds` rounds, each timing every function
+    for runs // rounds calls (after warm-up), so that a noisy spell on a shared machine hits every side alike."""
+    per_round = max(1, runs // rounds)
+    for fn in fns.values():
+        for _ in range(5):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: {"p50": float(np.median(t)), "p90": float(np.percentile(t, 90))} for name, t in times.items()}
+
+
 def latency_input(data, tokens: int) -> dict[str, np.ndarray]:
     """One row of `tokens` real ids per input (the rows of EncodedData or IdRows `data` joined until the length
     is reached)."""
