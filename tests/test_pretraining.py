@@ -176,14 +176,19 @@ def test_embedder_reads_a_task_run_encoder(frozen_task_run):
                      atol=1e-6)
 
 
-def test_embedder_export_matches_the_keras_bilm_and_is_timed(lm_run):
-    from deploy import benchmark as benchmark_cli
+@pytest.fixture(scope="module")
+def lm_export(lm_run):
     from kerasrnn.export.exporter import ExportSettings, export_run
 
     settings = ExportSettings(calibration_sentences=60, calibration_length=8, latency_runs=3, parity_sentences=20,
                               int8_fixed_length=12)
-    tmp_path = lm_run / "export"
-    report = export_run(lm_run, tmp_path, settings)
+    return export_run(lm_run, lm_run / "export", settings), lm_run / "export"
+
+
+def test_embedder_export_matches_the_keras_bilm_and_is_timed(lm_run, lm_export):
+    from deploy import benchmark as benchmark_cli
+
+    report, tmp_path = lm_export
     assert report["kind"] == "embedder"
     artifacts = report["artifacts"]
     for name in ("model_fp32.tflite", "model_fp32.onnx"):
@@ -215,8 +220,7 @@ def test_embedder_export_matches_the_keras_bilm_and_is_timed(lm_run):
     assert all(t["p50"] > 0 for by_len in bench.values() for t in by_len.values())
 
 
-def test_evaluate_reports_perplexity_of_a_language_model_run_and_of_its_stream(lm_run, tmp_path):
-    from kerasrnn.export.exporter import ExportSettings, export_run
+def test_evaluate_reports_perplexity_of_a_language_model_run_and_of_its_stream(lm_run, lm_export, tmp_path):
     from training import evaluate as evaluate_cli
 
     text = text_file(tmp_path / "held_out.txt", 20, 5)
@@ -224,10 +228,7 @@ def test_evaluate_reports_perplexity_of_a_language_model_run_and_of_its_stream(l
     keras_eval = json.loads((lm_run / "eval.json").read_text())
     assert set(keras_eval) == {"perplexity", "forward_perplexity", "backward_perplexity"}
     assert 1.0 < keras_eval["forward_perplexity"] < 12
-    export_dir = tmp_path / "export"
-    export_run(lm_run, export_dir, ExportSettings(calibration_sentences=60, calibration_length=8, latency_runs=3,
-                                                  parity_sentences=5, embedder_sentences=10, int8_fixed_length=None,
-                                                  int8_chunk=None))
+    export_dir = lm_export[1]
     for name, bound in (("model_stream_fp32.tflite", 1e-4), ("model_stream_int8.tflite", 0.25)):
         assert evaluate_cli.main(["--run-dir", str(lm_run), "--file", str(text), "--artifact",
                                   str(export_dir / name)]) == 0
