@@ -198,7 +198,7 @@ def test_embedder_export_matches_the_keras_bilm_and_is_timed(lm_run, lm_export):
     for key in ("token_by_token_max_abs", "chunks_of_5_max_abs"):
         assert report["streaming"]["model_stream_fp32.tflite"]["parity"][key] < 1e-5
     meta = json.loads((tmp_path / "metadata.json").read_text())
-    assert meta["artifacts"]["model_stream_fp32.tflite"]["outputs"][0] == "next_token_probabilities"
+    assert meta["artifacts"]["model_stream_fp32.tflite"]["outputs"][0] == "next_token_log_probabilities"
     assert set(meta["artifacts"]["model_int8_staged.tflite"]["signatures"]) == {"stage_0", "cell_0", "stage_1",
                                                                                  "cell_1", "stage_2"}
     for name, r in artifacts.items():

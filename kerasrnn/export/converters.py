@@ -184,10 +184,19 @@ def quantize_onnx(fp32_path, output_path) -> Path:
 
 
 def tflite_ops(path) -> list[str]:
-    from ai_edge_litert.interpreter import Interpreter
+    """The builtin op names of every subgraph (every signature) of a .tflite file."""
+    from tensorflow.lite.python import schema_py_generated as schema
 
-    interpreter = Interpreter(model_path=str(path))
-    return sorted({op["op_name"] for op in interpreter._get_ops_details()})
+    model = schema.Model.GetRootAsModel(Path(path).read_bytes(), 0)
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    ops = set()
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for i in range(subgraph.OperatorsLength()):
+            code = model.OperatorCodes(subgraph.Operators(i).OpcodeIndex())
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            ops.add(code.CustomCode().decode() if code.CustomCode() else names.get(builtin, str(builtin)))
+    return sorted(ops)
 
 
 def onnx_ops(path) -> list[str]:

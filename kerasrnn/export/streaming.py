@@ -12,8 +12,10 @@ Signatures (one `.tflite`):
 States are named h_k (and c_k for an LSTM), [1, units], recurrence k in call order; start from zeros.
 
 Models: every recurrence reads its row forwards (a forward tagger, a unidirectional LSTM/GRU stack), and the
-output is per token. For a BiLanguageModel: the forward stack and the shared softmax, i.e. the next-token
-probabilities over the vocabulary ("next_token_probabilities" [1, K, vocabulary]).
+output is per token. For a BiLanguageModel: the forward stack and the shared softmax as next-token
+log-probabilities over the vocabulary ("next_token_log_probabilities" [1, K, vocabulary]): logs, because an int8
+probability has a step of 1/256 and almost every word of a 20k-word vocabulary is less likely than that (the int8
+file would give most tokens probability 0); int8 LOG_SOFTMAX keeps [-16, 0] in steps of 1/16.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class StreamGraph(tf.Module):
                                 for layer in model.forward_layers]
             self._softmax = (np.asarray(model.softmax_kernel, np.float32).T.copy(),
                              np.asarray(model.softmax_bias, np.float32))
-            self.output_name = "next_token_probabilities"
+            self.output_name = "next_token_log_probabilities"
         else:
             self.recurrences = self._discover()
             self.output_name = graph.output_name
@@ -108,7 +110,7 @@ class StreamGraph(tf.Module):
                 x = call(layer, x)
             kernel, bias = self._softmax
             logits = tf.reshape(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel) + bias, [1, -1, bias.shape[0]])
-            y = tf.nn.softmax(logits, axis=-1)
+            y = tf.nn.log_softmax(logits, axis=-1)
         else:
             graph._state.rnn_call = call
             try:

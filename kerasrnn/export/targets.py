@@ -154,7 +154,7 @@ class EmbedderTarget(RunTarget):
         return np.concatenate(outputs)
 
     def stream_reference(self, rows) -> list:
-        """The Keras BiLM's forward next-token probabilities of each row, [length, vocabulary]."""
+        """The Keras BiLM's forward next-token log-probabilities of each row, [length, vocabulary]."""
         from kerasrnn.data.pipeline import ordered_batches
 
         lm = self.run.model
@@ -162,10 +162,10 @@ class EmbedderTarget(RunTarget):
         for index, features in ordered_batches(rows, 32):
             top = np.asarray(lm(features, training=False)[-1])[..., : lm.units]
             logits = top @ np.asarray(lm.softmax_kernel).T + np.asarray(lm.softmax_bias)
-            probs = np.exp(logits - logits.max(-1, keepdims=True))
-            probs /= probs.sum(-1, keepdims=True)
+            logits = logits - logits.max(-1, keepdims=True)
+            logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
             for row, i in enumerate(index):
-                out[i] = probs[row, : rows.lengths[i]].astype(np.float32)
+                out[i] = logp[row, : rows.lengths[i]].astype(np.float32)
         return out
 
     def keras_entry(self, examples, reference) -> dict:

@@ -89,12 +89,18 @@ class StreamRunner:
         self.last = result[-1]
         return result
 
+    @property
+    def log_outputs(self) -> bool:
+        """Whether the outputs are log-probabilities (a BiLM's next-token stream)."""
+        return "log_prob" in self.output_name
+
     def top_k(self, k: int = 5) -> list[tuple[int, float]]:
         """(id, probability) of the k largest outputs after the last token fed (the next words, for a BiLM)."""
         if self.last is None:
             raise InputError("feed at least one token first")
         index = np.argsort(-self.last)[:k]
-        return [(int(i), float(self.last[i])) for i in index]
+        values = np.exp(self.last[index]) if self.log_outputs else self.last[index]
+        return [(int(i), float(v)) for i, v in zip(index, values, strict=True)]
 
 
 def stream_text(model_path, text: str, top: int = 3) -> list[dict]:

@@ -103,7 +103,7 @@ def stream_forward_perplexity(artifact, data: EncodedData, preprocessor) -> floa
         if len(ids) < 2:
             continue
         stream.reset()
-        probs = stream.feed({name: rows[i][:-1] for name, rows in data.inputs.items()})
-        total -= float(np.sum(np.log(np.maximum(probs[np.arange(len(ids) - 1), ids[1:]], 1e-30))))
+        out = stream.feed({name: rows[i][:-1] for name, rows in data.inputs.items()})[np.arange(len(ids) - 1), ids[1:]]
+        total -= float(np.sum(out if stream.log_outputs else np.log(np.maximum(out, 1e-30))))
         count += len(ids) - 1
     return math.exp(total / max(count, 1))

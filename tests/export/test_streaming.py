@@ -80,11 +80,13 @@ def test_bilm_stream_gives_the_forward_next_token_probabilities(tmp_path):
     runner = StreamRunner(paths["fp32"], specs=task_specs(VOCAB, CHARS, WORD_CHARS))
     top = np.asarray(lm(inputs)[-1])[0, :, :6]
     logits = top @ np.asarray(lm.softmax_kernel).T + np.asarray(lm.softmax_bias)
-    ref = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    ref = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     row = {k: v[0] for k, v in inputs.items()}
+    assert stream.output_name == "next_token_log_probabilities"
     assert_all_close(fed(runner, row, 1), ref, atol=1e-5)
     assert_all_close(fed(runner, row, 5), ref, atol=1e-5)
-    assert runner.top_k(2)[0][0] == int(ref[-1].argmax())
+    (best, p), _ = runner.top_k(2)
+    assert best == int(ref[-1].argmax()) and p == pytest.approx(float(np.exp(ref[-1].max())), rel=1e-4)
 
 
 @pytest.mark.parametrize("case", ["bidirectional", "classifier"])
