@@ -195,6 +195,7 @@ def test_embedder_export_matches_the_keras_bilm_and_is_timed(lm_run, lm_export):
         assert artifacts[name]["parity"]["max_abs"] < 1e-4, name
     # The forward direction as a next-token stream: token by token and in chunks equal to the full rows.
     assert set(report["streaming"]) == {"model_stream_fp32.tflite", "model_stream_int8.tflite"}
+    assert "not made for a language model" in report["streaming"]["model_stream_int8.tflite"]["error"]
     for key in ("token_by_token_max_abs", "chunks_of_5_max_abs"):
         assert report["streaming"]["model_stream_fp32.tflite"]["parity"][key] < 1e-5
     meta = json.loads((tmp_path / "metadata.json").read_text())
@@ -229,7 +230,7 @@ def test_evaluate_reports_perplexity_of_a_language_model_run_and_of_its_stream(l
     assert set(keras_eval) == {"perplexity", "forward_perplexity", "backward_perplexity"}
     assert 1.0 < keras_eval["forward_perplexity"] < 12
     export_dir = lm_export[1]
-    for name, bound in (("model_stream_fp32.tflite", 1e-4), ("model_stream_int8.tflite", 0.25)):
+    for name, bound in (("model_stream_fp32.tflite", 1e-4),):
         assert evaluate_cli.main(["--run-dir", str(lm_run), "--file", str(text), "--artifact",
                                   str(export_dir / name)]) == 0
         stream_eval = json.loads((lm_run / "eval.json").read_text())
