@@ -113,8 +113,8 @@ def _streams(graph, export_dir: Path, settings: ExportSettings, calibration, dir
                                   strict=True):
         protocols[name] = stream.describe()
         if stream.language_model and quantization.mode == "int8":
-            # Measured on bilm_pretrain: the int8 next-token log-probabilities come out nearly flat (range
-            # -10.25..-9.56 over 22,904 words; forward perplexity 19,378 vs 306.6): not shipped until explained.
+            # Measured on bilm_pretrain with training.evaluate --artifact: forward perplexity 19,378 vs 306.6 for
+            # Keras and the fp32 stream; not shipped until explained (README, streaming).
             errors[name] = (f"{name}: not made for a language model: its int8 next-token softmax is not accurate "
                             "(README, streaming); use model_stream_fp32.tflite")
             continue

@@ -118,21 +118,12 @@ def verify_streams(target, export_dir: Path, settings: ExportSettings, names, da
             row = {key: inputs[i] for key, inputs in rows.inputs.items()}
             for size in diffs:
                 stream.reset()
-                n = len(ref)
                 got = np.concatenate([stream.feed({k: v[s : s + size] for k, v in row.items()})
-                                      for s in range(0, n, size)])
+                                      for s in range(0, len(ref), size)])
                 diffs[size] = max(diffs[size], float(np.abs(got - ref).max()))
         first = {key: inputs[0][:1] for key, inputs in rows.inputs.items()}
-
-        def step(stream=stream, first=first):
-            stream.feed(first)
-
         report[name] = {"bytes": (export_dir / name).stat().st_size, "ops": tflite_ops(export_dir / name),
                         "rows": len(reference),
                         "parity": {"token_by_token_max_abs": diffs[1], "chunks_of_5_max_abs": diffs[5]},
-                        "step_latency_ms": _latency_of(step, settings.latency_runs)}
+                        "step_latency_ms": _latency(stream.feed, first, settings.latency_runs)}
     return report
-
-
-def _latency_of(fn, runs: int) -> dict[str, float]:
-    return {k: round(v, 4) for k, v in time_calls(fn, runs).items()}

@@ -29,7 +29,8 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from kerasrnn.run import load_run, read_split
-    from kerasrnn.runtime.runners import KerasRunner, load_runner
+    from kerasrnn.runtime.runners import KerasRunner, load_runner, task_specs
+    from kerasrnn.runtime.streaming import StreamRunner
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
@@ -44,9 +45,6 @@ def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
     streams = {}
     for path in files:
         if "stream" in path.name:
-            from kerasrnn.runtime.runners import task_specs
-            from kerasrnn.runtime.streaming import StreamRunner
-
             streams[path.name] = StreamRunner(path, specs=task_specs(**run.preprocessor.sizes), num_threads=threads)
         else:
             runners[path.name] = load_runner(path, num_threads=threads, **run.preprocessor.sizes)

@@ -101,6 +101,11 @@ def validate_inputs(features: dict, vocabulary_size: int | None = None, char_voc
     return out
 
 
+def is_stream(signatures: dict) -> bool:
+    """Whether a .tflite file's signatures are a streaming file's (`kerasrnn.runtime.streaming`)."""
+    return set(signatures) == {"step", "chunk"}
+
+
 class Runner:
     """Common interface: `runner(features) -> probabilities`; `max_batch` is the largest batch one call takes."""
 
@@ -277,7 +282,7 @@ def load_runner(path, vocabulary_size: int | None = None, char_vocabulary_size: 
             interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{path}: not a loadable TFLite model: {e}") from None
-        if set(interpreter.get_signature_list()) == {"step", "chunk"}:
+        if is_stream(interpreter.get_signature_list()):
             raise ValueError(f"{path}: a streaming file (state in, state out); run it with "
                              "kerasrnn.runtime.streaming.StreamRunner")
         if is_staged(interpreter.get_signature_list()):

@@ -16,11 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasrnn.runtime.runners import InputError, InputSpec, validate_inputs
-
-
-def is_stream(signatures: dict) -> bool:
-    return set(signatures) == {"step", "chunk"}
+from kerasrnn.runtime.runners import InputError, InputSpec, is_stream, validate_inputs
 
 
 class StreamRunner:
@@ -60,7 +56,6 @@ class StreamRunner:
                 raise FileNotFoundError(f"{meta}: needed for the input checks (or pass specs=)")
             specs = specs_from_metadata(json.loads(meta.read_text()))
         self.specs = specs
-        self.last = None
         self.reset()
 
     def reset(self) -> None:
