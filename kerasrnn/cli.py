@@ -1,7 +1,9 @@
 """The `kerasrnn` command: `kerasrnn train | evaluate | export | benchmark | predict | embed`.
 
 Each subcommand takes the flags of its `python -m training.* / deploy.*` module (those modules call this one) and
-calls the library; errors in the inputs print `error: ...` and exit with 2, a diverged training exits with 3.
+calls the library; errors in the inputs print `error: ...` and exit with 2, a diverged training exits with 3, a
+multi-worker training whose peer stopped answering with 4, a training stopped by SIGTERM / Ctrl-C (after writing a
+resumable checkpoint) with 143 / 130.
 """
 
 from __future__ import annotations
@@ -31,12 +33,16 @@ def _train_arguments(p):
     p.add_argument("--workers", help="multi-worker training: comma-separated host:port of every worker "
                    "(the same list on each; sets TF_CONFIG)")
     p.add_argument("--worker-index", type=int, default=0, help="this process's position in --workers")
+    p.add_argument("--worker-timeout", type=float, default=60.0,
+                   help="multi-worker training: seconds without a heartbeat after which a worker counts as dead and "
+                   "the others stop (exit 4); default 60")
 
 
 def _train(args) -> int:
     from kerasrnn.config import Config
     from kerasrnn.trainers import TrainingDiverged, train
-    from kerasrnn.trainers.distribute import cluster_config
+    from kerasrnn.trainers.distribute import WorkerLost, cluster_config
+    from kerasrnn.trainers.interrupt import TrainingInterrupted
 
     try:
         if args.workers:
@@ -52,11 +58,19 @@ def _train(args) -> int:
             config = config.replace("model", init_from=args.init_from)
         if args.epochs is not None:
             config = config.replace("training", epochs=args.epochs)
-        train(config, args.output_dir, resume=args.resume)
+        train(config, args.output_dir, resume=args.resume, worker_timeout=args.worker_timeout)
     except USAGE_ERRORS as e:
         return _error(e)
     except TrainingDiverged as e:  # the message names the last good checkpoint
         return _error(e, 3)
+    except WorkerLost as e:
+        return _error(e, 4)
+    except TrainingInterrupted as e:  # the message is the command that continues the run
+        print(f"stopped: {e}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        return _error("interrupted at once (second Ctrl-C or outside an epoch); the last epoch checkpoint in "
+                      f"{args.output_dir}/checkpoints is intact: add --resume to continue from it", 130)
     return 0
 
 

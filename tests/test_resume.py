@@ -1,4 +1,5 @@
-"""Interrupted and diverging training: SIGKILL mid-epoch and mid-checkpoint, --resume, NaN loss."""
+"""Interrupted and diverging training: SIGKILL mid-epoch and mid-checkpoint, SIGTERM mid-epoch, --resume, NaN
+loss."""
 
 import json
 import os
@@ -61,6 +62,34 @@ def test_sigkill_mid_epoch_then_resume_loses_at_most_that_epoch(setup):
     # curve and test score.
     loss, reference = metrics["history"]["loss"], full["history"]["loss"]
     np.testing.assert_allclose(loss, reference, rtol=1e-5)
+    assert metrics["test"]["accuracy"] == pytest.approx(full["test"]["accuracy"], abs=1e-6)
+
+
+def test_sigterm_mid_epoch_checkpoints_that_step_and_resume_gives_the_uninterrupted_losses(setup):
+    tmp, config, full = setup
+    out = tmp / "terminated"
+    stopped = run_train(config, out, fault="term_at_step=25")  # epoch 3, step 5
+    assert stopped.returncode == 143, stopped.stderr[-2000:]  # 128 + SIGTERM, as documented
+    assert "SIGTERM received: stopping after this step" in stopped.stderr
+    assert "stopped by SIGTERM after step 5 of 10 of epoch 3" in stopped.stderr
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert state["completed_epochs"] == 2 and state["steps_into_epoch"] == 5
+    assert state["checkpoint"] == "epoch_003_step_00005.keras"
+    assert [p.name for p in (out / "checkpoints").glob("epoch_*")] == ["epoch_003_step_00005.keras"]
+    assert_loadable(out)
+    assert not (out / "metrics.json").exists()
+    # the printed command continues the run (it reads the run's own config.toml)
+    command = stopped.stderr.split("Continue with: ")[1].split()
+    assert command[:3] == ["python", "-m", "training.train"] and command[-1] == "--resume"
+    resumed = run_train(command[command.index("--config") + 1], command[command.index("--output-dir") + 1],
+                        "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after step 5 of epoch 3" in resumed.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 4
+    # epoch 3 = its 5 steps before the signal (their running loss mean is in state.json) + the 5 after: the
+    # uninterrupted run's loss for every epoch, and its test score
+    np.testing.assert_allclose(metrics["history"]["loss"], full["history"]["loss"], rtol=1e-5)
     assert metrics["test"]["accuracy"] == pytest.approx(full["test"]["accuracy"], abs=1e-6)
 
 

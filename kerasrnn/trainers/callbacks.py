@@ -29,6 +29,7 @@ class BestWeights(keras.callbacks.Callback):
         self.best = -np.inf if self.higher_is_better else np.inf
         self.best_epoch, self.best_weights = -1, None
         self.patience, self.epoch = patience, 0
+        self.interrupt = None  # a `StopOnSignal`, when training stops on signals
 
     def value(self) -> float:
         raise NotImplementedError
@@ -36,6 +37,8 @@ class BestWeights(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not np.isfinite(logs.get("loss", 0.0)):
             return  # diverged: StopOnNaN has stopped training; keep the last good checkpoint
+        if self.interrupt is not None and self.interrupt.mid_epoch:
+            return  # stopped by a signal inside the epoch: the epoch is not over
         self.epoch = epoch
         value = self.value()
         logs[f"val_{self.name}"] = value
@@ -100,17 +103,20 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class FaultInjection(keras.callbacks.Callback):
-    """Test faults from `KERASRNN_FAULT` (`nan_at_step=N`, `kill_at_step=N`); does nothing without it."""
+    """Test faults from `KERASRNN_FAULT` (`nan_at_step=N`, `kill_at_step=N`, `term_at_step=N`) at global step N of
+    the run (counted from its first epoch, also after --resume); does nothing without it."""
 
-    def __init__(self):
+    def __init__(self, steps_done: int = 0):
         super().__init__()
-        self.step = 0
-        self.nan_at, self.kill_at = fault("nan_at_step"), fault("kill_at_step")
+        self.step = steps_done
+        self.nan_at, self.kill_at, self.term_at = fault("nan_at_step"), fault("kill_at_step"), fault("term_at_step")
 
     def on_train_batch_begin(self, batch, logs=None):
         self.step += 1
         if self.kill_at is not None and self.step == self.kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.term_at is not None and self.step == self.term_at:
+            os.kill(os.getpid(), signal.SIGTERM)
         if self.nan_at is not None and self.step == self.nan_at:
             for w in self.model.trainable_weights:
                 w.assign(np.full(w.shape, np.nan, dtype=w.dtype))

@@ -5,11 +5,13 @@ schedule's step) atomically, then `checkpoints/state.json` (atomically) naming i
 files. A process killed at any moment leaves `state.json` naming a complete checkpoint; `--resume` continues
 from it at the next epoch, with the data order of an uninterrupted run (batches and word dropout are
 deterministic per epoch) and its dropout masks (the state also holds the counters of the model's random seed
-generators, which a `.keras` file does not keep). At most the interrupted epoch is lost.
+generators, which a `.keras` file does not keep). A killed process loses at most the interrupted epoch; one stopped
+by SIGTERM or Ctrl-C (`kerasrnn.trainers.interrupt`) writes `epoch_NNN_step_SSSSS.keras` where it stopped, and the
+state file then also holds `steps_into_epoch` and the epoch's running metric means: nothing is lost.
 
 A non-finite loss stops training at once: no checkpoint is written after it, and `TrainingDiverged` names the
 last good one. `KERASRNN_FAULT` injects faults for tests: `nan_at_step=N` (weights turn NaN at global step N),
-`kill_in_checkpoint=N` (SIGKILL while epoch N's checkpoint is half written), `kill_at_step=N` (SIGKILL at step N).
+`kill_in_checkpoint=N` (SIGKILL while epoch N's checkpoint is half written), `kill_at_step=N` (SIGKILL at step N), `term_at_step=N` (SIGTERM at step N).
 """
 
 from __future__ import annotations
@@ -87,17 +89,29 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.seconds, self.clock = seconds, clock
+        self.interrupt = None  # a `StopOnSignal`, when training stops on signals
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if not np.isfinite(logs.get("loss", 0.0)):
             return  # a non-finite step makes the epoch's mean loss non-finite: never checkpoint a diverged model
+        if self.interrupt is not None and self.interrupt.mid_epoch:
+            return  # stopped by a signal inside the epoch: `write_mid_epoch` saves where it stopped
         for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
-        name = epoch_file(epoch + 1)
+        self.write(epoch + 1)
+
+    def write_mid_epoch(self, completed_epochs: int, steps: int) -> Path:
+        """The checkpoint of a run stopped after `steps` steps of epoch `completed_epochs + 1`, with the running
+        means of the epoch's metrics (so the resumed epoch logs the loss the whole epoch would have)."""
+        metrics = [np.asarray(v).tolist() for v in self.model.metrics_variables]
+        return self.write(completed_epochs, steps=steps, metrics=metrics)
+
+    def write(self, completed_epochs: int, steps: int = 0, metrics: list | None = None) -> Path:
+        name = epoch_file(completed_epochs) if not steps else f"epoch_{completed_epochs + 1:03d}_step_{steps:05d}.keras"
         save_checkpoint(self.model, self.dir / name)
         state = {
-            "completed_epochs": epoch + 1,
+            "completed_epochs": completed_epochs,
             "checkpoint": name,
             "best": float(self.monitor.best),
             "best_epoch": int(self.monitor.best_epoch),
@@ -105,7 +119,25 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "train_seconds": self.seconds + (self.clock() if self.clock else 0.0),
             "seed_states": [np.asarray(v).tolist() for v in seed_states(self.model)],
         }
+        if steps:
+            state.update(steps_into_epoch=steps, metrics_state=metrics)
         atomic_write_json(state, self.dir / STATE_FILE)
         for old in self.dir.glob("epoch_*.keras"):
             if old.name != name:
                 old.unlink(missing_ok=True)
+        return self.dir / name
+
+
+class RestoreMetrics(keras.callbacks.Callback):
+    """Sets the model's metric variables (the running loss mean) to `values` when the first epoch begins: a run
+    resumed mid-epoch logs the mean over the whole epoch, as the uninterrupted run would."""
+
+    def __init__(self, values: list):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.values is not None:
+            for variable, value in zip(self.model.metrics_variables, self.values, strict=True):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
+            self.values = None

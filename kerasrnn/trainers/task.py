@@ -27,22 +27,28 @@ from kerasrnn.trainers.callbacks import DevMetric, FaultInjection, StopOnNaN
 from kerasrnn.trainers.checkpoints import (
     STATE_FILE,
     EpochCheckpoint,
+    RestoreMetrics,
     TrainingDiverged,
     read_state,
     restore_seed_states,
+    seed_states,
 )
 from kerasrnn.trainers.evaluation import predict
+from kerasrnn.trainers.interrupt import StopOnSignal, TrainingInterrupted
 from kerasrnn.trainers.lock import run_lock
 from kerasrnn.trainers.transfer import check_compatible, load_pretrained, transfer_weights
 
 
-def train(config: Config, output_dir, *, verbose: int | None = None, resume: bool = False) -> dict:
+def train(config: Config, output_dir, *, verbose: int | None = None, resume: bool = False,
+          worker_timeout: float = distribute.DEFAULT_WORKER_TIMEOUT) -> dict:
     """Trains the config's task model (or pre-trains its language model), keeps the best epoch on the dev
     metric, evaluates dev and test, and writes the run directory. Returns the metrics dict written to
     `metrics.json`.
 
     `resume=True` continues an interrupted run in `output_dir` from its last epoch checkpoint (see
-    `kerasrnn.trainers.checkpoints`); the config must be the one the run was started with."""
+    `kerasrnn.trainers.checkpoints`); the config must be the one the run was started with. SIGTERM and Ctrl-C stop
+    it resumably (`kerasrnn.trainers.interrupt`). `worker_timeout`: seconds after which a silent worker of a
+    multi-worker run stops the others (`distribute.WorkerLost`)."""
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     if config.task.type == "language_model":
         from kerasrnn.trainers.language_model import train_language_model
@@ -52,7 +58,7 @@ def train(config: Config, output_dir, *, verbose: int | None = None, resume: boo
                              "multi-worker training are for task models")
         return train_language_model(config, output_dir, verbose=verbose)
 
-    strategy = distribute.make_strategy()  # before any other TensorFlow work
+    strategy = distribute.make_strategy(worker_timeout)  # before any other TensorFlow work
     chief = distribute.is_chief()
     # Only the chief writes the run directory; other workers write to a scratch folder they delete at the end.
     output_dir = Path(output_dir) if chief else Path(tempfile.mkdtemp(prefix="kerasrnn-worker-"))
@@ -60,7 +66,13 @@ def train(config: Config, output_dir, *, verbose: int | None = None, resume: boo
     keras.utils.set_random_seed(config.training.seed)
     try:
         with run_lock(output_dir):
-            return _train(config, output_dir, strategy, verbose, resume and chief)
+            try:
+                return _train(config, output_dir, strategy, verbose, resume)
+            except Exception as e:
+                lost = distribute.training_failure(e, worker_timeout)
+                if lost is None:
+                    raise
+                raise lost from None
     finally:
         if not chief:
             shutil.rmtree(output_dir, ignore_errors=True)
@@ -95,6 +107,26 @@ def _resume_state(config: Config, output_dir: Path, resume: bool) -> dict | None
     return state
 
 
+def _shared_resume_state(config: Config, output_dir: Path, resume: bool, strategy) -> dict | None:
+    """`_resume_state` on the chief, the same on every worker (each worker of a run gets the same command; the
+    state is exchanged in every multi-worker run, so that all of them make the same collective calls)."""
+    if distribute.num_workers() < 2:
+        return _resume_state(config, output_dir, resume)
+    found = {"state": None, "error": None}
+    if distribute.is_chief():
+        try:
+            found["state"] = _resume_state(config, output_dir, resume)
+        except ValueError as e:
+            found["error"] = str(e)
+    found = distribute.broadcast_json(strategy, found)
+    if found["error"]:
+        raise ValueError(found["error"])
+    if found["state"] and found["state"].get("steps_into_epoch"):
+        raise ValueError(f"--resume: {found['state']['checkpoint']} was written mid-epoch by a one-process run; "
+                         "resume it on one process")
+    return found["state"]
+
+
 def _prepare(config: Config, output_dir: Path):
     """Reads and encodes the splits, builds the preprocessor (from the pre-trained run's when `init_from`), and
     writes the preprocessor files and `config.toml`. Returns (preprocessor, splits, pre-trained run or None)."""
@@ -112,35 +144,53 @@ def _prepare(config: Config, output_dir: Path):
     return preprocessor, splits, pretrained
 
 
-def _restore(model, checkpoint_dir: Path, state: dict) -> None:
-    """Weights, optimizer moments and step (so the schedule) of the last epoch, and the dropout seed states."""
-    checkpoint = load_model(checkpoint_dir / state["checkpoint"])
+def _restore(model, checkpoint_dir: Path, state: dict, strategy) -> None:
+    """Weights, optimizer moments and step (so the schedule) of the checkpoint, and the dropout seed states: read
+    by the chief, sent to the other workers of a multi-worker run."""
     model.optimizer.build(model.trainable_variables)
-    model.set_weights(checkpoint.get_weights())
-    for mine, saved in zip(model.optimizer.variables, checkpoint.optimizer.variables, strict=True):
-        mine.assign(saved)
-    if "seed_states" in state:  # dropout masks continue where the interrupted run's would have
-        restore_seed_states(model, state["seed_states"])
+    if distribute.is_chief():
+        checkpoint = load_model(checkpoint_dir / state["checkpoint"])
+        model.set_weights(checkpoint.get_weights())
+        for mine, saved in zip(model.optimizer.variables, checkpoint.optimizer.variables, strict=True):
+            mine.assign(saved)
+        if "seed_states" in state:  # dropout masks continue where the interrupted run's would have
+            restore_seed_states(model, state["seed_states"])
+    if distribute.num_workers() > 1:
+        variables = [*model.weights, *model.optimizer.variables, *seed_states(model)]
+        values = distribute.broadcast(strategy, [np.asarray(v) for v in variables])
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
 
 
-def _dataset(config: Config, data: EncodedData, strategy, model, class_weights, initial_epoch: int):
+def _best_weights(model, checkpoint_dir: Path, strategy) -> list:
+    """The best epoch's weights (`checkpoints/best.keras`), read by the chief, sent to the other workers."""
+    if distribute.is_chief():
+        weights = load_model(checkpoint_dir / "best.keras").get_weights()
+    else:
+        weights = [np.zeros(w.shape, w.dtype) for w in model.get_weights()]
+    return distribute.broadcast(strategy, weights) if distribute.num_workers() > 1 else weights
+
+
+def _dataset(config: Config, data: EncodedData, strategy, model, class_weights, initial_epoch: int,
+             skip_steps: int = 0):
+    """The training batches from epoch `initial_epoch` on, less its first `skip_steps` (a run resumed mid-epoch)."""
     t = config.training
     if distribute.num_workers() > 1:
         # Each worker takes its rows of every global batch, so all workers step through the same batches.
         dataset = strategy.distribute_datasets_from_function(lambda ctx: training_dataset(
             data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout, class_weights=class_weights,
-            shard=(ctx.input_pipeline_id, ctx.num_input_pipelines)))
+            shard=(ctx.input_pipeline_id, ctx.num_input_pipelines), start_epoch=initial_epoch))
         sample = next(iter(training_dataset(data, t.batch_size, seed=t.seed, class_weights=class_weights)))
         _fit_multi_worker(model, strategy, sample)
         return dataset
     return training_dataset(data, t.batch_size, seed=t.seed, word_dropout=t.word_dropout,
-                            class_weights=class_weights, start_epoch=initial_epoch)
+                            class_weights=class_weights, start_epoch=initial_epoch).skip(skip_steps)
 
 
 def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: bool) -> dict:
     t = config.training
     checkpoint_dir = output_dir / "checkpoints"
-    state = _resume_state(config, output_dir, resume)
+    state = _shared_resume_state(config, output_dir, resume, strategy)
     preprocessor, splits, pretrained = _prepare(config, output_dir)
     vocab, labels, char_vocab = preprocessor.vocab, preprocessor.labels, preprocessor.char_vocab
 
@@ -155,24 +205,31 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
         model.compile(optimizer=make_optimizer(t, steps * t.epochs),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         if state is not None:
-            _restore(model, checkpoint_dir, state)
+            _restore(model, checkpoint_dir, state, strategy)
 
     metric = config.task.metric
     monitor = DevMetric(config, splits.examples["dev"], splits.data["dev"], labels, checkpoint_dir / "best.keras",
                         patience=t.patience)
-    initial_epoch, seconds_before, history_before = 0, 0.0, {}
+    initial_epoch, steps_done, seconds_before, history_before = 0, 0, 0.0, {}
     if state is not None:
         initial_epoch, seconds_before = state["completed_epochs"], state["train_seconds"]
+        steps_done = state.get("steps_into_epoch", 0)
         history_before = state["history"]
         monitor.best, monitor.best_epoch = state["best"], state["best_epoch"]
-        monitor.best_weights = load_model(checkpoint_dir / "best.keras").get_weights()
-        print(f"{config.task.name}: resuming after epoch {initial_epoch} from {checkpoint_dir / state['checkpoint']} "
+        monitor.best_weights = _best_weights(model, checkpoint_dir, strategy)
+        where = f"step {steps_done} of epoch {initial_epoch + 1}" if steps_done else f"epoch {initial_epoch}"
+        print(f"{config.task.name}: resuming after {where} from {checkpoint_dir / state['checkpoint']} "
               f"(best dev {metric} {monitor.best:.4f} at epoch {monitor.best_epoch + 1})", flush=True)
     checkpointer = EpochCheckpoint(checkpoint_dir, monitor, history_before, seconds_before,
                                    clock=lambda: time.perf_counter() - start)  # `start` is set just before fit
     nan_stop = StopOnNaN()
-    callbacks = [nan_stop, FaultInjection(), monitor, checkpointer,
+    callbacks = [nan_stop, FaultInjection(initial_epoch * steps + steps_done), monitor, checkpointer,
                  keras.callbacks.TensorBoard(log_dir=str(output_dir / "logs"), write_graph=False)]
+    stopper = None
+    if distribute.num_workers() < 2:  # see kerasrnn.trainers.interrupt for multi-worker runs
+        stopper = StopOnSignal(steps, steps_done)
+        callbacks.insert(0, stopper)
+        monitor.interrupt = checkpointer.interrupt = stopper
     n = {k: len(v) for k, v in splits.examples.items()}
     print(f"{config.task.name}: {n['train']} train / {n['dev']} dev / {n['test']} test "
           f"examples, vocabulary {len(vocab)}, {len(labels)} labels, {model.count_params():,} parameters, "
@@ -180,10 +237,20 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
     class_weights = None
     if t.entity_weight != 1.0 and config.task.type == "tagging":
         class_weights = np.array([1.0 if tag == "O" else t.entity_weight for tag in labels.tokens], np.float32)
-    dataset = _dataset(config, splits.data["train"], strategy, model, class_weights, initial_epoch)
     start = time.perf_counter()
-    model.fit(dataset, epochs=t.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
-              shuffle=False, initial_epoch=initial_epoch)
+    stopped = False
+    if steps_done:  # the rest of the epoch the run was stopped in, then the epochs after it
+        rest = _dataset(config, splits.data["train"], strategy, model, class_weights, initial_epoch, steps_done)
+        model.fit(rest, epochs=initial_epoch + 1, steps_per_epoch=steps - steps_done, verbose=verbose,
+                  callbacks=[*callbacks, RestoreMetrics(state["metrics_state"])], shuffle=False,
+                  initial_epoch=initial_epoch)
+        initial_epoch, stopped = initial_epoch + 1, model.stop_training
+    if not stopped and initial_epoch < t.epochs:
+        dataset = _dataset(config, splits.data["train"], strategy, model, class_weights, initial_epoch)
+        model.fit(dataset, epochs=t.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
+                  shuffle=False, initial_epoch=initial_epoch)
+    if nan_stop.where is None and stopper is not None and stopper.stopped_at is not None:
+        _stop_interrupted(config, output_dir, checkpointer, stopper, steps)
     if nan_stop.where is not None:
         epoch, step = nan_stop.where
         last = read_state(checkpoint_dir)
@@ -217,6 +284,25 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
           f"test {metric} {result['test'][metric]:.4f}; weights fingerprint {result['weights_fingerprint']}",
           flush=True)
     return result
+
+
+def _stop_interrupted(config: Config, output_dir: Path, checkpointer: EpochCheckpoint, stopper: StopOnSignal,
+                      steps: int):
+    """Writes the checkpoint of a run a signal stopped (mid-epoch; at an epoch boundary the epoch's own checkpoint
+    is it) and raises `TrainingInterrupted` with the command that continues the run."""
+    import signal
+
+    done, step = stopper.stopped_at
+    if step:
+        path = checkpointer.write_mid_epoch(done, step)
+        where = f"after step {step} of {steps} of epoch {done + 1}"
+    else:
+        path = output_dir / "checkpoints" / read_state(output_dir / "checkpoints")["checkpoint"]
+        where = f"after epoch {done}"
+    command = (f"python -m training.train --config {output_dir / 'config.toml'} --output-dir {output_dir} "
+               "--resume")
+    raise TrainingInterrupted(f"{config.task.name}: stopped by {signal.Signals(stopper.signum).name} {where}; "
+                              f"checkpoint {path}. Continue with: {command}", stopper.signum)
 
 
 def _fit_multi_worker(model, strategy, sample) -> None:
