@@ -11,7 +11,8 @@ state file then also holds `steps_into_epoch` and the epoch's running metric mea
 
 A non-finite loss stops training at once: no checkpoint is written after it, and `TrainingDiverged` names the
 last good one. `KERASRNN_FAULT` injects faults for tests: `nan_at_step=N` (weights turn NaN at global step N),
-`kill_in_checkpoint=N` (SIGKILL while epoch N's checkpoint is half written), `kill_at_step=N` (SIGKILL at step N), `term_at_step=N` (SIGTERM at step N).
+`kill_in_checkpoint=N` (SIGKILL while epoch N's checkpoint is half written), `kill_at_step=N` (SIGKILL at step N),
+`term_at_step=N` (SIGTERM at step N).
 """
 
 from __future__ import annotations
