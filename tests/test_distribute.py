@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -40,9 +42,18 @@ def config_file(tmp, batch_size):
 
 
 def start(args, env=None):
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    if not environment.get("KERASRNN_FAULT"):
+        environment.pop("KERASRNN_FAULT", None)
     return subprocess.Popen([sys.executable, "-m", "training.train", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+                            stderr=subprocess.STDOUT, text=True, env=environment)
+
+
+def start_workers(config, out_dirs, *extra, faults=(None, None)):
+    workers = ",".join(f"127.0.0.1:{p}" for p in free_ports(len(out_dirs)))
+    return workers, [start(["--config", str(config), "--output-dir", str(out), "--workers", workers,
+                            "--worker-index", str(i), *extra], env={"KERASRNN_FAULT": faults[i] or ""})
+                     for i, out in enumerate(out_dirs)]
 
 
 def finish(proc, timeout=420):
@@ -63,18 +74,16 @@ def fingerprint(out):
 def two_workers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dist")
     config = config_file(tmp, batch_size=16)
-    workers = ",".join(f"127.0.0.1:{p}" for p in free_ports(2))
     out_dirs = [tmp / "chief_out", tmp / "worker_out"]
-    procs = [start(["--config", str(config), "--output-dir", str(out_dirs[i]), "--workers", workers,
-                    "--worker-index", str(i)]) for i in range(2)]
+    _, procs = start_workers(config, out_dirs)
     outputs = [finish(p) for p in procs]
     single = tmp / "single_out"
     finish(start(["--config", str(config), "--output-dir", str(single)]))
-    return outputs, out_dirs, single
+    return outputs, out_dirs, single, config
 
 
 def test_two_workers_end_with_identical_weights_and_only_the_chief_writes(two_workers):
-    outputs, (chief_dir, worker_dir), _ = two_workers
+    outputs, (chief_dir, worker_dir), _, _ = two_workers
     assert "MultiWorkerMirroredStrategy: 2 workers, 2 replicas" in outputs[0]
     assert fingerprint(outputs[0]) == fingerprint(outputs[1])
     metrics = json.loads((chief_dir / "metrics.json").read_text())
@@ -89,11 +98,54 @@ def test_two_workers_end_with_identical_weights_and_only_the_chief_writes(two_wo
 def test_two_workers_of_half_batches_follow_the_single_worker_loss_curve(two_workers):
     """Global batch 16 as 2 x 8 rows vs one worker with 16 rows, same batches, no dropout: the per-epoch losses
     differ only by how each replica averages over its own tokens (measured 0.17%; asserted within 1%)."""
-    _, (chief_dir, _), single = two_workers
+    _, (chief_dir, _), single, _ = two_workers
     two = np.array(json.loads((chief_dir / "metrics.json").read_text())["history"]["loss"])
     one = np.array(json.loads((single / "metrics.json").read_text())["history"]["loss"])
     assert len(one) == len(two) == 4
     np.testing.assert_allclose(two, one, rtol=0.01)
+
+
+def test_both_workers_killed_mid_epoch_resume_from_the_chiefs_checkpoint_in_step(two_workers, tmp_path):
+    """SIGKILL on both workers in epoch 3; `--resume` on both: the chief reads its checkpoint and sends the state,
+    weights, optimizer slots and seed states to the other worker (no shared files); both continue at epoch 3 on the
+    same batches and end with equal weights and the uninterrupted two-worker run's loss curve."""
+    outputs, (full_dir, _), _, config = two_workers
+    steps = int(re.search(r"(\d+) steps per epoch", outputs[0]).group(1))
+    out_dirs = [tmp_path / "chief", tmp_path / "worker"]
+    kill = f"kill_at_step={2 * steps + 2}"
+    _, procs = start_workers(config, out_dirs, faults=(kill, kill))
+    for proc in procs:
+        proc.communicate(timeout=420)
+        assert proc.returncode == -9
+    assert json.loads((out_dirs[0] / "checkpoints" / "state.json").read_text())["completed_epochs"] == 2
+    assert not out_dirs[1].exists()  # the other worker holds no checkpoint of its own
+    _, procs = start_workers(config, out_dirs, "--resume")
+    resumed = [finish(p) for p in procs]
+    for out in resumed:
+        assert "resuming after epoch 2" in out
+    assert fingerprint(resumed[0]) == fingerprint(resumed[1])
+    metrics = json.loads((out_dirs[0] / "metrics.json").read_text())
+    full = json.loads((full_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 4
+    np.testing.assert_allclose(metrics["history"]["loss"], full["history"]["loss"], rtol=0.01)
+    assert metrics["weights_fingerprint"] == full["weights_fingerprint"]  # measured: bit-identical
+
+
+def test_a_dead_worker_stops_the_other_with_its_name_within_the_timeout(two_workers, tmp_path):
+    """Worker 1 is SIGKILLed at step 3; the chief gets no heartbeat and exits 4 naming it, within 2 x
+    --worker-timeout (measured 9.6 s with 5 s; asserted with 15 s of slack for a loaded machine)."""
+    *_, config = two_workers
+    workers, (chief, worker) = start_workers(config, [tmp_path / "chief", tmp_path / "worker"],
+                                             "--worker-timeout", "5", faults=(None, "kill_at_step=3"))
+    worker.communicate(timeout=420)
+    died = time.monotonic()
+    assert worker.returncode == -9
+    out, _ = chief.communicate(timeout=120)
+    waited = time.monotonic() - died
+    assert chief.returncode == 4, out[-3000:]
+    assert f"error: worker 1 ({workers.split(',')[1]}) stopped answering (no heartbeat for 5 s" in out
+    assert "--resume" in out
+    assert waited < 2 * 5 + 15, waited
 
 
 def test_cluster_config_and_chief(monkeypatch):

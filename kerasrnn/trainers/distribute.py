@@ -158,12 +158,11 @@ def broadcast(strategy, arrays: list) -> list[np.ndarray]:
     values = [tf.constant(np.asarray(a, np.float64) if chief else np.zeros(np.shape(a), np.float64))
               for a in arrays]
 
-    @tf.function
-    def reduce(*vals):
-        context = tf.distribute.get_replica_context()
-        return context.all_reduce(tf.distribute.ReduceOp.SUM, list(vals))
+    def replica_sum(*vals):  # identity: tensors placed on this replica's device, as all_reduce needs
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                              [tf.identity(v) for v in vals])
 
-    out = strategy.run(reduce, args=tuple(values))
+    out = tf.function(lambda *vals: strategy.run(replica_sum, args=vals))(*values)
     return [np.asarray(strategy.experimental_local_results(o)[0]).astype(d) for o, d in zip(out, dtypes,
                                                                                               strict=True)]
 

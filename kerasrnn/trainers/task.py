@@ -146,8 +146,7 @@ def _prepare(config: Config, output_dir: Path):
 
 def _restore(model, checkpoint_dir: Path, state: dict, strategy) -> None:
     """Weights, optimizer moments and step (so the schedule) of the checkpoint, and the dropout seed states: read
-    by the chief, sent to the other workers of a multi-worker run."""
-    model.optimizer.build(model.trainable_variables)
+    by the chief, sent to the other workers of a multi-worker run. The optimizer must be built."""
     if distribute.is_chief():
         checkpoint = load_model(checkpoint_dir / state["checkpoint"])
         model.set_weights(checkpoint.get_weights())
@@ -205,7 +204,9 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
         model.compile(optimizer=make_optimizer(t, steps * t.epochs),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         if state is not None:
-            _restore(model, checkpoint_dir, state, strategy)
+            model.optimizer.build(model.trainable_variables)
+    if state is not None:  # outside the scope: loading the checkpoint there would make collective variables
+        _restore(model, checkpoint_dir, state, strategy)
 
     metric = config.task.metric
     monitor = DevMetric(config, splits.examples["dev"], splits.data["dev"], labels, checkpoint_dir / "best.keras",
