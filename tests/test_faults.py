@@ -1,10 +1,12 @@
 """Faults of a user's machine: two runs on one output directory, a full or unwritable disk, a run directory whose
-files do not belong together."""
+files do not belong together, signals (the handler's rules; the end-to-end SIGTERM run is in test_resume.py), bad
+multi-worker settings."""
 
 import errno
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 
 from kerasrnn.files import WriteError, atomic_save_model, atomic_write_text, make_dir
 from kerasrnn.run import load_run
+from kerasrnn.trainers.interrupt import EXIT_STATUS, StopOnSignal, TrainingInterrupted
 from kerasrnn.trainers.lock import LOCK_FILE, RunDirectoryLocked, run_lock
 from tests.test_training import tiny_run  # noqa: F401  (fixture)
 from training import train as train_cli
@@ -116,3 +119,80 @@ def test_a_run_directory_whose_files_do_not_belong_together_is_refused(tmp_path,
     (copy / file).write_text(edit((copy / file).read_text()))
     with pytest.raises(ValueError, match=message):
         load_run(copy)
+
+
+def _stopper(steps_per_epoch, steps_done=0):
+    stopper = StopOnSignal(steps_per_epoch, steps_done)
+    model = types.SimpleNamespace(stop_training=False)
+    stopper.set_model(model)
+    return stopper, model
+
+
+def test_a_signal_stops_training_after_the_step_in_flight_and_the_handlers_are_restored():
+    before = signal.getsignal(signal.SIGTERM)
+    stopper, model = _stopper(steps_per_epoch=10, steps_done=3)  # a run resumed after 3 steps of epoch 5
+    stopper.on_train_begin()
+    try:
+        stopper.on_epoch_begin(4)
+        stopper.on_train_batch_end(0)
+        assert stopper.stopped_at is None and not model.stop_training
+        os.kill(os.getpid(), signal.SIGTERM)  # handled: the test process lives on
+        assert stopper.signum == signal.SIGTERM and stopper.stopped_at is None  # the step in flight finishes
+        stopper.on_train_batch_end(1)
+        assert stopper.stopped_at == (4, 5) and stopper.mid_epoch and model.stop_training  # 3 + 2 steps
+        stopper.on_train_batch_end(2)
+        assert stopper.stopped_at == (4, 5)  # the first stop point is kept
+    finally:
+        stopper.on_train_end()
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert EXIT_STATUS == {signal.SIGTERM: 143, signal.SIGINT: 130}
+    assert TrainingInterrupted("stopped", signal.SIGTERM).exit_status == 143
+
+
+def test_a_signal_on_the_last_step_of_an_epoch_lets_that_epoch_end_and_checkpoint_normally():
+    stopper, model = _stopper(steps_per_epoch=4)
+    stopper.on_train_begin()
+    try:
+        stopper.on_epoch_begin(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        stopper.on_train_batch_end(3)  # step 4 of 4
+    finally:
+        stopper.on_train_end()
+    assert stopper.stopped_at == (2, 0) and not stopper.mid_epoch and model.stop_training
+
+
+def test_ctrl_c_stops_like_sigterm_and_a_second_ctrl_c_stops_at_once():
+    stopper, model = _stopper(steps_per_epoch=4)
+    stopper.on_train_begin()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: the step in flight finishes
+        assert stopper.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        stopper.on_train_end()
+    assert TrainingInterrupted("stopped", signal.SIGINT).exit_status == 130
+
+
+def test_a_training_interrupted_at_once_exits_130_and_points_at_the_checkpoint(tmp_path, monkeypatch, capsys):
+    import kerasrnn.trainers
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kerasrnn.trainers, "train", interrupted)
+    config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "training", "configs",
+                          "pos_ewt.toml")
+    code = train_cli.main(["--config", config, "--output-dir", str(tmp_path / "run")])
+    assert code == 130
+    assert f"the last epoch checkpoint in {tmp_path / 'run'}/checkpoints is intact: add --resume" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("timeout", [0, -5])
+def test_a_worker_timeout_that_is_not_positive_is_refused(monkeypatch, timeout):
+    from kerasrnn.trainers.distribute import cluster_config, make_strategy
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster_config(["127.0.0.1:1", "127.0.0.1:2"], 0)))
+    with pytest.raises(ValueError, match=f"--worker-timeout must be > 0 seconds, got {timeout}"):
+        make_strategy(timeout)

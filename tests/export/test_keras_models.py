@@ -208,12 +208,14 @@ def test_an_unsupported_recurrent_activation_is_refused():
 @pytest.mark.parametrize(("rows", "message"), [
     ([[0, 3, 5]], "at least one token"),
     ([[3, 0, 5]], r"row 0 has id 0 at position 1 before a non-zero id; rows are right-padded"),
+    ([[3, V, 5]], rf"id {V} is outside \[0, {V}\)"),  # a calibration id outside the vocabulary
 ])
-def test_left_padding_and_holes_are_refused_before_any_runtime(tmp_path, rows, message):
+def test_left_padding_holes_and_ids_outside_the_vocabulary_are_refused_before_any_runtime(tmp_path, rows, message):
     with pytest.raises(InputError, match=message):
         export_model(tagger_bilstm(), tmp_path, np.array(rows, "int32"), settings=SETTINGS)
+    assert not list(tmp_path.iterdir())  # refused before any file is written
     with pytest.raises(InputError, match=message):
-        validate_inputs({"token_ids": np.array(rows)}, vocabulary_size=10)
+        validate_inputs({"token_ids": np.array(rows)}, vocabulary_size=V)
 
 
 def test_cli_exports_a_keras_file(tmp_path):
