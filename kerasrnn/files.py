@@ -9,6 +9,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -75,8 +76,16 @@ def atomic_write_text(text: str, path) -> None:
     atomic_write_bytes(text.encode("utf-8"), path)
 
 
+# a list of numbers as json.dumps(indent=2) writes it: "[", newline, one number per line, "]" (a string value holds
+# no raw newline, so this never matches inside one)
+_NUMBER_LIST = re.compile(r"\[\n\s*(-?[\d.eE+-]+(?:,\n\s*-?[\d.eE+-]+)*)\n\s*\]")
+
+
 def atomic_write_json(obj, path) -> None:
-    atomic_write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", path)
+    """Indented JSON, with lists of numbers on one line (id rows, ranges, matrices stay readable and small)."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    text = _NUMBER_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+    atomic_write_text(text + "\n", path)
 
 
 def atomic_save_model(model, path, before_rename: Callable[[Path], None] | None = None) -> None:

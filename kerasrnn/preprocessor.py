@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 
 from kerasrnn.data.pipeline import EncodedData, encode
+from kerasrnn.metrics import decoding_spec
+from kerasrnn.text.spec import tokenizer_spec
 from kerasrnn.text.tokenizer import WordTokenizer
 from kerasrnn.text.vocabulary import PAD_ID, UNK_ID, Vocabulary
 
@@ -144,11 +146,15 @@ class Preprocessor:
             "tokenization": (
                 f"{WordTokenizer.__doc__.strip().splitlines()[0]} NFC normalization; control characters dropped; "
                 "punctuation split off; clitics split as in the Penn Treebank (don't -> do n't, it's -> it 's); "
-                "URLs, e-mail addresses, @mentions, #hashtags and numbers kept whole. Python reference: "
-                "kerasrnn.text.WordTokenizer. Lowercase before the vocabulary lookup when lowercase is true; "
-                "a token not in the vocabulary gets unknown_id; cut rows to max_length tokens."
+                "URLs, e-mail addresses, @mentions, #hashtags and numbers kept whole. The exact rules, as data: "
+                "the tokenizer section (regular expressions for JavaScript and java.util.regex); conformance.json "
+                "checks a re-implementation. Python reference: kerasrnn.text.WordTokenizer."
             ),
+            "tokenizer": tokenizer_spec(lowercase=self.vocab.lowercase, max_length=self.max_length,
+                                        max_word_chars=self.max_word_chars if self.char_vocab else None),
         }
+        if self.labels is not None:
+            meta["decoding"] = decoding_spec(self.task_type, self.labels.tokens)
         if self.char_vocab is not None:
             meta["inputs"]["char_ids"] = {"dtype": "int32", "shape": ["batch", "time", self.max_word_chars],
                                           "tflite_shape": [1, "time", self.max_word_chars],

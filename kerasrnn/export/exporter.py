@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasrnn.export import conformance
 from kerasrnn.export.converters import (
     ConversionError,
     QuantizationConfig,
@@ -217,6 +218,8 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
     test_data = run.encode(test_examples)
     report = _export(target, export_dir, settings, calibration_sample(run, train_examples, settings), test_data,
                      test_examples)
+    progress(f"writing {conformance.CONFORMANCE_FILE}")
+    conformance.write(run.preprocessor, export_dir, list(report["artifacts"]), test_examples)
     if settings.prune_sparsity is not None:
         from kerasrnn.export.pruning import prune_and_export
 

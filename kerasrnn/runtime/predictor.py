@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerasrnn.data.readers import Example
-from kerasrnn.metrics import bio_decode
+from kerasrnn.metrics import bio_decode, is_bio
 from kerasrnn.preprocessor import Preprocessor
 from kerasrnn.runtime.runners import load_runner, run_batched
 from kerasrnn.text.tokenizer import WordTokenizer
@@ -30,7 +30,7 @@ class Predictor:
                              "use kerasrnn.Embedder")
         self.runner = load_runner(model_path, num_threads=num_threads, **b.sizes)
         self.tokenizer = WordTokenizer()
-        self.bio = all(tag == "O" or tag[:2] in ("B-", "I-") for tag in b.labels.tokens)
+        self.bio = is_bio(b.labels.tokens)
 
     def predict(self, sentences) -> list[dict]:
         """One dict per sentence: `tokens` plus `tags` and `probabilities` (tagging) or `label` and `probability`."""
