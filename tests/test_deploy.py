@@ -1,12 +1,15 @@
 """End to end on a tiny trained run: deploy.export (report, metadata, bounds), deploy.predict, evaluate --artifact."""
 
 import json
+import re
+import shutil
 
 import pytest
 
 from deploy import benchmark as benchmark_cli
 from deploy import export as export_cli
 from deploy import predict as predict_cli
+from tests.clients import node
 from tests.test_training import tagging_file, write_config
 from training import evaluate as evaluate_cli
 from training import train as train_cli
@@ -126,3 +129,54 @@ def test_predictor_handles_empty_unknown_and_overlong_text(exported_run):
     assert len(fixed.predict(["the cat sees a dog"])[0]["tags"]) == 5
     with pytest.raises(InputError, match="at most 32 tokens per row"):
         fixed.predict(["the cat " * 20])
+
+
+def test_conformance_vectors_hold_the_hard_cases_and_every_row_artifact(exported_run):
+    out, _ = exported_run
+    doc = json.loads((out / "export" / "conformance.json").read_text())
+    meta = json.loads((out / "export" / "metadata.json").read_text())
+    ids = {case["id"]: case for case in doc["cases"]}
+    assert len(ids) == len(doc["cases"]) == 30 + 41  # the whole (30-sentence) test split and the hard cases
+    assert ids["clitics"]["tokens"][:4] == ["I", "'m", "sure", "he"]
+    assert ids["empty"]["tokens"] == [] and ids["empty"]["token_ids"] == [1]
+    assert ids["long_sentence"]["token_count"] == 300 and len(ids["long_sentence"]["tokens"]) == meta["max_length"]
+    assert ids["long_text"]["token_count"] == 33_334 and ids["long_text"]["last_token"] == "a"  # cut at 100,000
+    assert all(len(row) == meta["max_word_chars"] for row in ids["long_word"]["char_ids"])
+    assert doc["artifacts"] == ["model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite",
+                                "model_fp32.onnx", "model_int8.onnx", "model_int8_staged.tflite"]
+    case = ids["test:0"]
+    assert set(case["outputs"]) == set(doc["artifacts"])
+    assert len(case["outputs"]["model_fp32.onnx"]["argmax"]) == len(case["tokens"])
+    assert meta["tokenizer"]["tokens"]["flags"]["javascript"] == "gu"
+    assert meta["decoding"]["method"] == "argmax" and meta["decoding"]["labels"] == meta["labels"]
+
+
+def test_the_node_client_agrees_with_every_conformance_vector(exported_run):
+    """clients/node (JavaScript, onnxruntime-node; reads metadata.json, its vocabulary files, conformance.json and
+    the .onnx files only) on the export: every token, id, char id, argmax and decoded tag."""
+    out, _ = exported_run
+    code, summary = node.conformance(out / "export")
+    assert code == 0 and summary["passed"], summary["shown"]
+    assert summary["cases"] == 71 and summary["failures"] == 0
+    assert sorted(summary["outputs"]) == ["model_fp32.onnx", "model_int8.onnx"]
+    assert summary["outputs"]["model_fp32.onnx"]["argmax"] == summary["tokens"] > 300
+
+
+def test_a_changed_python_tokenizer_rule_fails_the_node_check(exported_run, tmp_path, monkeypatch):
+    """The vectors come from what the Python code does, not from the spec: a rule changed on the Python side (the
+    clitics no longer split) and an export's vectors written with it fail the client, which follows metadata.json."""
+    from kerasrnn.export import conformance
+    from kerasrnn.run import load_run, read_split
+    from kerasrnn.text import tokenizer as tok
+
+    out, _ = exported_run
+    export = tmp_path / "export"
+    shutil.copytree(out / "export", export)
+    changed = re.compile(tok.PORTABLE_PATTERN.replace(dict(tok.ALTERNATIVES)["clitic"], "(?!)"))
+    monkeypatch.setattr(tok, "token_pattern", lambda: changed)
+    run = load_run(out)
+    conformance.write(run.preprocessor, export, ["model_fp32.onnx"], read_split(run.config, "test"))
+    code, summary = node.conformance(export)
+    assert code == 1 and not summary["passed"]
+    failed = {f["case"] for f in summary["shown"] if f["what"] == "tokens"}
+    assert {"clitics", "clitics_upper", "negation_alone"} <= failed

@@ -2,9 +2,10 @@
 
 Each case is a raw text (real test sentences and `HARD_CASES`) with what our code makes of it: the tokens (cut to
 max_length; `token_count` and `last_token` of the uncut list), the token ids, the char ids, and for each artifact
-the Python runtimes ran (one row per call), its per-token argmax ids and decoded tags (with entities for BIO taggers) or its label and
-top labels. Everything is computed by running the Python pipeline and the artifacts on the texts, never from the
-spec, so a client that follows the spec (metadata.json) and agrees with these vectors agrees with kerasrnn.
+the Python runtimes ran (one row per call), its per-token argmax ids and decoded tags (with entities for BIO
+taggers) or its label and top labels. Everything is computed by running the Python pipeline and the artifacts on
+the texts, never from the spec, so a client that follows the spec (metadata.json) and agrees with these vectors
+agrees with kerasrnn.
 """
 
 from __future__ import annotations
