@@ -102,6 +102,12 @@ def _export_arguments(p):
     p.add_argument("--export-dir", help="defaults to RUN_DIR/export; required with --model")
     p.add_argument("--calibration-sentences", type=int, default=2000)
     p.add_argument("--latency-runs", type=int, default=100)
+    p.add_argument("--int8-fixed-length", type=int, default=32, metavar="N",
+                   help="also write model_int8_lenN.tflite (full int8 unrolled over N positions); 0: not written")
+    p.add_argument("--int8-chunk", type=int, default=8, metavar="K",
+                   help="chunk of model_int8_staged.tflite (full int8 at any length); 0: not written")
+    p.add_argument("--stream-chunk", type=int, default=8, metavar="K",
+                   help="tokens of the streaming files' chunk signature (forward-only models); 0: not written")
     p.add_argument("--prune", type=float, metavar="SPARSITY",
                    help="also fine-tune a magnitude-pruned copy at this sparsity (e.g. 0.5) and report it")
     p.add_argument("--prune-steps", type=int, default=200)
@@ -110,9 +116,14 @@ def _export_arguments(p):
 def _export(args) -> int:
     from kerasrnn.export.exporter import ExportSettings, export_model, export_run
 
-    settings = ExportSettings(calibration_sentences=args.calibration_sentences, latency_runs=args.latency_runs,
-                              prune_sparsity=args.prune, prune_steps=args.prune_steps)
     try:
+        for flag in ("int8_fixed_length", "int8_chunk", "stream_chunk"):
+            if getattr(args, flag) < 0:
+                raise ValueError(f"--{flag.replace('_', '-')} must be >= 0 (0: not written), got {getattr(args, flag)}")
+        settings = ExportSettings(calibration_sentences=args.calibration_sentences, latency_runs=args.latency_runs,
+                                  prune_sparsity=args.prune, prune_steps=args.prune_steps,
+                                  int8_fixed_length=args.int8_fixed_length or None,
+                                  int8_chunk=args.int8_chunk or None, stream_chunk=args.stream_chunk or None)
         if args.model:
             if not args.calibration or not args.export_dir:
                 raise ValueError("--model needs --calibration IDS.npy and --export-dir DIR")

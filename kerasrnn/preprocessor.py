@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from kerasrnn.data.pipeline import EncodedData, encode
-from kerasrnn.metrics import decoding_spec
+from kerasrnn.text.bio import decoding_spec
 from kerasrnn.text.spec import tokenizer_spec
 from kerasrnn.text.tokenizer import WordTokenizer
 from kerasrnn.text.vocabulary import PAD_ID, UNK_ID, Vocabulary

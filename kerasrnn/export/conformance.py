@@ -16,8 +16,8 @@ import numpy as np
 
 from kerasrnn.data.readers import Example
 from kerasrnn.files import atomic_write_json
-from kerasrnn.metrics import bio_decode, bio_entities, is_bio
 from kerasrnn.runtime.runners import load_runner, run_batched
+from kerasrnn.text.bio import bio_decode, bio_entities, is_bio
 from kerasrnn.text.tokenizer import WordTokenizer
 
 CONFORMANCE_FILE = "conformance.json"

@@ -134,29 +134,40 @@ def without_cell_clip(content: bytes) -> bytes:
 
 def to_tflite(saved_model_dir, output_path, quantization: QuantizationConfig, timeout: float = 1800.0) -> Path:
     """Converts a SavedModel to a builtin-ops-only `.tflite` file in a child process."""
-    output_path = Path(output_path)
+    return to_tflite_files(saved_model_dir, [(output_path, quantization)], timeout)[0]
+
+
+def to_tflite_files(saved_model_dir, jobs: list[tuple], timeout: float = 1800.0) -> list[Path]:
+    """Converts a SavedModel to several `.tflite` files, `jobs` [(output path, QuantizationConfig)], one after the
+    other in one child process (one TensorFlow start instead of one per file). A child that fails leaves the files
+    it finished; ConversionError names the first one it did not."""
+    jobs = [(Path(path), quantization) for path, quantization in jobs]
     with tempfile.TemporaryDirectory() as tmp:
-        data_file = None
-        if quantization.mode == "int8":
-            data_file = os.path.join(tmp, "calibration.pkl")
-            with open(data_file, "wb") as f:
-                pickle.dump(list(quantization.representative_data), f)
+        args = []
+        for i, (path, quantization) in enumerate(jobs):
+            data_file = ""
+            if quantization.mode == "int8":
+                data_file = os.path.join(tmp, f"calibration_{i}.pkl")
+                with open(data_file, "wb") as f:
+                    pickle.dump(list(quantization.representative_data), f)
+            args += [str(path), quantization.mode, data_file]
         # A child interpreter (not multiprocessing): it must not re-import the caller's __main__ module.
-        cmd = [sys.executable, "-m", "kerasrnn.export.converters", str(saved_model_dir), str(output_path),
-               quantization.mode, data_file or ""]
+        cmd = [sys.executable, "-m", "kerasrnn.export.converters", str(saved_model_dir), *args]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+        names = ", ".join(path.name for path, _ in jobs)
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
-            raise ConversionError(f"{output_path.name}: the TFLite converter did not finish in {timeout:.0f} s") from None
+            raise ConversionError(f"{names}: the TFLite converter did not finish in {timeout:.0f} s") from None
         if proc.returncode != 0:
             how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
                    else f"exited with {proc.returncode}")
             lines = [line for line in proc.stderr.splitlines() if line.strip() and "warn" not in line.lower()]
             last = lines[-1:] or ["(none)"]
-            raise ConversionError(f"{output_path.name}: the TFLite converter ({quantization.mode}) {how}; "
+            path, quantization = next((job for job in jobs if not job[0].is_file()), jobs[-1])
+            raise ConversionError(f"{path.name}: the TFLite converter ({quantization.mode}) {how}; "
                                   f"no file was written. Last message: {last[0][:300]}")
-    return output_path
+    return [path for path, _ in jobs]
 
 
 def to_onnx(graph, output_path, opset: int = 17) -> Path:
@@ -207,4 +218,5 @@ def onnx_ops(path) -> list[str]:
 
 
 if __name__ == "__main__":
-    _convert_tflite(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] or None)
+    for k in range(2, len(sys.argv), 3):  # SAVED_MODEL (OUTPUT MODE DATA_FILE)...
+        _convert_tflite(sys.argv[1], sys.argv[k], sys.argv[k + 1], sys.argv[k + 2] or None)

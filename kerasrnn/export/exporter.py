@@ -19,7 +19,7 @@ from kerasrnn.export.converters import (
     quantize_onnx,
     save_saved_model,
     to_onnx,
-    to_tflite,
+    to_tflite_files,
 )
 from kerasrnn.export.report import report_markdown
 from kerasrnn.export.settings import ExportSettings
@@ -64,11 +64,18 @@ def calibration_rows(data, length: int) -> list[dict[str, np.ndarray]]:
 
 
 def _tflite(saved_model, path: Path, quantization: QuantizationConfig, errors: dict) -> None:
-    progress(f"converting {path.name}")
+    _tflite_files(saved_model, [(path, quantization)], errors)
+
+
+def _tflite_files(saved_model, jobs: list[tuple[Path, QuantizationConfig]], errors: dict) -> None:
+    """`to_tflite_files`; each file a failed child did not write gets the error."""
+    progress(f"converting {', '.join(path.name for path, _ in jobs)}")
     try:
-        to_tflite(saved_model, path, quantization)
+        to_tflite_files(saved_model, jobs)
     except ConversionError as e:
-        errors[path.name] = str(e)
+        for path, _ in jobs:
+            if not path.is_file():
+                errors[path.name] = str(e)
         progress(f"FAILED {e}")
 
 
@@ -132,13 +139,11 @@ def convert_all(make_graph, export_dir: Path, settings: ExportSettings, calibrat
     graph = make_graph(None)
     with tempfile.TemporaryDirectory() as tmp:
         saved_model = save_saved_model(graph, Path(tmp) / "saved_model")
-        for name, quantization in (
-            ("model_fp32.tflite", QuantizationConfig.for_float32()),
-            ("model_dynamic.tflite", QuantizationConfig.for_dynamic()),
-            ("model_int8.tflite", QuantizationConfig.for_int8(calibration_rows(calibration,
-                                                                               settings.calibration_length))),
-        ):
-            _tflite(saved_model, export_dir / name, quantization, errors)
+        # fp32 and dynamic range in one converter child; full int8 in its own (its calibrator can crash: GRU)
+        _tflite_files(saved_model, [(export_dir / "model_fp32.tflite", QuantizationConfig.for_float32()),
+                                    (export_dir / "model_dynamic.tflite", QuantizationConfig.for_dynamic())], errors)
+        _tflite(saved_model, export_dir / "model_int8.tflite",
+                QuantizationConfig.for_int8(calibration_rows(calibration, settings.calibration_length)), errors)
         if settings.int8_fixed_length:
             unrolled = save_saved_model(make_graph(settings.int8_fixed_length), Path(tmp) / "saved_model_unrolled")
             # Calibration rows must have the graph's length.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from kerasrnn.data.readers import Example
-from kerasrnn.metrics import bio_decode, is_bio
 from kerasrnn.preprocessor import Preprocessor
 from kerasrnn.runtime.runners import load_runner, run_batched
+from kerasrnn.text.bio import bio_decode, is_bio
 from kerasrnn.text.tokenizer import WordTokenizer
 
 

@@ -9,6 +9,7 @@ against both. The regular expression is given for JavaScript (`new RegExp(p, "gu
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from kerasrnn.text import tokenizer as tok
@@ -17,12 +18,18 @@ from kerasrnn.text.vocabulary import PAD_ID, UNK_ID, UNK_TOKEN
 SPEC_VERSION = 1
 
 
-def _dropped_ranges() -> list[list[int]]:
+@functools.lru_cache(maxsize=1)
+def _dropped_ranges() -> tuple:
     """The code points `clean_text` removes (categories Cc and Cs but for the ones it turns into spaces)."""
     spaces = {ord(c) for c in tok.SPACE_CHARS}
-    return [list(r) for r in tok._ranges(
+    return tuple(tok._ranges(
         c for c in range(tok.MAX_CODE_POINT + 1)
-        if c not in spaces and unicodedata.category(chr(c)) in tok.DROPPED_CATEGORIES)]
+        if c not in spaces and unicodedata.category(chr(c)) in tok.DROPPED_CATEGORIES))
+
+
+@functools.lru_cache(maxsize=1)
+def _patterns() -> dict:
+    return {dialect: tok.render(tok.PORTABLE_PATTERN, dialect) for dialect in ("javascript", "java")}
 
 
 def tokenizer_spec(*, lowercase: bool, max_length: int, max_word_chars: int | None,
@@ -40,14 +47,11 @@ def tokenizer_spec(*, lowercase: bool, max_length: int, max_word_chars: int | No
              "rule": "Unicode NFC (JavaScript String.prototype.normalize('NFC'), java.text.Normalizer NFC)"},
             {"step": "spaces", "code_points": [ord(c) for c in tok.SPACE_CHARS],
              "rule": "replace each of these code points with U+0020"},
-            {"step": "drop", "ranges": _dropped_ranges(),
+            {"step": "drop", "ranges": [list(r) for r in _dropped_ranges()],
              "rule": "remove every code point in these inclusive ranges (control characters)"},
         ],
         "tokens": {
-            "pattern": {
-                "javascript": tok.render(tok.PORTABLE_PATTERN, "javascript"),
-                "java": tok.render(tok.PORTABLE_PATTERN, "java"),
-            },
+            "pattern": dict(_patterns()),
             "flags": {"javascript": "gu", "java": ""},
             "rule": ("the tokens are every non-overlapping match of the pattern, left to right (JavaScript: "
                      "[...text.matchAll(new RegExp(p, 'gu'))].map(m => m[0]); Java: Matcher.find() in a loop; "

@@ -229,9 +229,10 @@ def test_cli_exports_a_keras_file(tmp_path):
     np.save(tmp_path / "labels.npy", rows % TAGS)
     code = export_cli.main(["--model", str(tmp_path / "model.keras"), "--calibration", str(tmp_path / "ids.npy"),
                             "--labels", str(tmp_path / "labels.npy"), "--export-dir", str(tmp_path / "out"),
-                            "--latency-runs", "5"])
+                            "--latency-runs", "5", "--int8-fixed-length", "0", "--stream-chunk", "0"])
     assert code == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "model_int8_len32.tflite" not in report["artifacts"] and "model_int8_staged.tflite" in report["artifacts"]
     assert report["kind"] == "keras_model" and report["artifacts"]["model_fp32.onnx"]["parity"]["max_abs"] <= 1e-4
     # With labels, every artifact's accuracy beside the Keras model's (the model is untrained: about 1 in TAGS).
     keras_accuracy = report["keras"]["test_metric"]
@@ -239,6 +240,8 @@ def test_cli_exports_a_keras_file(tmp_path):
     fp32 = report["artifacts"]["model_fp32.tflite"]
     assert fp32["test_metric"] == pytest.approx(keras_accuracy) and fp32["keras_test_metric"] == keras_accuracy
     assert export_cli.main(["--model", str(tmp_path / "model.keras"), "--export-dir", str(tmp_path / "o")]) == 2
+    assert export_cli.main(["--model", str(tmp_path / "model.keras"), "--calibration", str(tmp_path / "ids.npy"),
+                            "--export-dir", str(tmp_path / "o"), "--int8-chunk", "-1"]) == 2
 
 
 JAX_SCRIPT = """

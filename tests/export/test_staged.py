@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from kerasrnn.data.pipeline import IdRows
-from kerasrnn.export.converters import QuantizationConfig, tflite_ops, to_tflite
+from kerasrnn.export.converters import QuantizationConfig, tflite_ops, to_tflite_files
 from kerasrnn.export.exporter import calibration_rows
 from kerasrnn.export.keras_graph import KerasGraph
 from kerasrnn.export.staged import StagedGraph, calibration_calls, input_shapes, save_staged
@@ -74,10 +74,10 @@ def gru_tagger_staged(tmp_path_factory):
     concrete = save_staged(staged, tmp / "saved_model")
     rows = calibration_rows(IdRows({k: list(v) for k, v in make_inputs(np.random.default_rng(9), lengths=(10,) * 40
                                                                      ).items()}), 8)
-    paths = {"fp32": to_tflite(tmp / "saved_model", tmp / "staged_fp32.tflite", QuantizationConfig.for_float32()),
-             "int8": to_tflite(tmp / "saved_model", tmp / "staged_int8.tflite",
-                               QuantizationConfig.for_int8(calibration_calls(staged, concrete, rows)))}
-    return model, staged, paths
+    fp32, int8 = to_tflite_files(tmp / "saved_model", [
+        (tmp / "staged_fp32.tflite", QuantizationConfig.for_float32()),
+        (tmp / "staged_int8.tflite", QuantizationConfig.for_int8(calibration_calls(staged, concrete, rows)))])
+    return model, staged, {"fp32": fp32, "int8": int8}
 
 
 def test_staged_tflite_is_exact_in_fp32_and_runs_the_protocol(gru_tagger_staged):

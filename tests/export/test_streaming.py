@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerasrnn.data.pipeline import IdRows
-from kerasrnn.export.converters import QuantizationConfig, tflite_ops, to_tflite
+from kerasrnn.export.converters import QuantizationConfig, tflite_ops, to_tflite_files
 from kerasrnn.export.exporter import calibration_rows
 from kerasrnn.export.keras_graph import KerasGraph, UnsupportedLayerError
 from kerasrnn.export.streaming import StreamGraph, save_stream, stream_calibration_calls
@@ -19,11 +19,11 @@ from tests.test_case import assert_all_close
 def stream_file(tmp, graph, chunk=4, int8_rows=None):
     stream = StreamGraph(graph, chunk=chunk)
     concrete = save_stream(stream, tmp / "sm")
-    paths = {"fp32": to_tflite(tmp / "sm", tmp / "model_stream_fp32.tflite", QuantizationConfig.for_float32())}
+    jobs = {"fp32": (tmp / "model_stream_fp32.tflite", QuantizationConfig.for_float32())}
     if int8_rows is not None:
         calls = stream_calibration_calls(stream, concrete, int8_rows)
-        paths["int8"] = to_tflite(tmp / "sm", tmp / "model_stream_int8.tflite", QuantizationConfig.for_int8(calls))
-    return stream, paths
+        jobs["int8"] = (tmp / "model_stream_int8.tflite", QuantizationConfig.for_int8(calls))
+    return stream, dict(zip(jobs, to_tflite_files(tmp / "sm", list(jobs.values())), strict=True))
 
 
 def fed(runner, row, size):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from kerasrnn.export.conformance import HARD_CASES
-from kerasrnn.metrics import bio_decode, bio_entities, decoding_spec
 from kerasrnn.text import tokenizer as tok
+from kerasrnn.text.bio import bio_decode, bio_entities, decoding_spec
 from kerasrnn.text.spec import tokenizer_spec
 from kerasrnn.text.tokenizer import WordTokenizer, clean_text
 from tests.clients import node
