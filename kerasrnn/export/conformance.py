@@ -6,6 +6,9 @@ the Python runtimes ran (one row per call), its per-token argmax ids and decoded
 taggers) or its label and top labels. Everything is computed by running the Python pipeline and the artifacts on
 the texts, never from the spec, so a client that follows the spec (metadata.json) and agrees with these vectors
 agrees with kerasrnn.
+
+A Keras-model export (`export_model`: a notebook model, which takes ids and has no tokenizer) gets `build_ids`:
+its first `ID_ROWS` check rows with each artifact's argmax, for a client's runtime and output reading.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from kerasrnn.text.tokenizer import WordTokenizer
 CONFORMANCE_FILE = "conformance.json"
 CONFORMANCE_VERSION = 1
 TEST_SENTENCES = 240
+ID_ROWS = 200
 # Artifacts an app feeds whole rows of any length (fixed-length and streaming files are called otherwise).
 ROW_ARTIFACTS = ("model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite", "model_int8_staged.tflite",
                  "model_fp32.onnx", "model_int8.onnx")
@@ -147,4 +151,36 @@ def build(preprocessor, export_dir, artifacts, test_examples) -> dict:
 def write(preprocessor, export_dir, artifacts, test_examples) -> Path:
     path = Path(export_dir) / CONFORMANCE_FILE
     atomic_write_json(build(preprocessor, export_dir, artifacts, test_examples), path)
+    return path
+
+
+def build_ids(export_dir, specs, check, artifacts) -> dict:
+    """The conformance document of a Keras-model export: id rows (`check`, IdRows) in, each artifact's argmax out."""
+    rows = check.subset(range(min(ID_ROWS, len(check))))
+    first = next(iter(rows.inputs))
+    cases = [{"id": f"check:{i}", "inputs": {name: rows.inputs[name][i].tolist() for name in rows.inputs},
+              "token_ids": rows.inputs[first][i].tolist(), "outputs": {}} for i in range(len(rows))]
+    checked = []
+    for name in artifacts:
+        if name not in ROW_ARTIFACTS or not (Path(export_dir) / name).is_file():
+            continue
+        runner = load_runner(Path(export_dir) / name, specs=specs)
+        for case, out in zip(cases, run_batched(runner, rows, batch_size=1), strict=True):
+            out = np.asarray(out)
+            case["outputs"][name] = {"argmax": out.argmax(-1).astype(int).tolist() if out.ndim == 2
+                                     else int(out.argmax())}
+        checked.append(name)
+    return {
+        "version": CONFORMANCE_VERSION,
+        "task_type": "keras_model",
+        "artifacts": checked,
+        "how_to_check": ("for each case: feed `inputs` (ids by input name, one row) to each artifact and compare the "
+                         "argmax over the last axis of its output, per position for per-token outputs"),
+        "cases": cases,
+    }
+
+
+def write_ids(export_dir, specs, check, artifacts) -> Path:
+    path = Path(export_dir) / CONFORMANCE_FILE
+    atomic_write_json(build_ids(export_dir, specs, check, artifacts), path)
     return path

@@ -277,5 +277,7 @@ def export_model(model, export_dir, calibration, check=None, settings: ExportSet
     make_dir(export_dir)
     gold = target.labels(load_ids(labels) if isinstance(labels, str | Path) else labels, check)
     report = _export(target, export_dir, settings, calibration, check, gold)
+    progress(f"writing {conformance.CONFORMANCE_FILE}")
+    conformance.write_ids(export_dir, target.specs(), check, list(report["artifacts"]))
     _write_report(report, target, export_dir)
     return report

@@ -171,6 +171,12 @@ def test_every_artifact_gives_the_keras_outputs_on_right_padded_rows(tmp_path, n
         expected = keras.ops.convert_to_numpy(keras_row)
         got = out[:, :n] if out.ndim == 3 else out
         np.testing.assert_allclose(got, expected, atol=1e-4)
+    # conformance.json: the check rows in, each artifact's argmax out (row 0 is the row above)
+    doc = json.loads((tmp_path / "conformance.json").read_text())
+    assert doc["task_type"] == "keras_model" and "model_fp32.onnx" in doc["artifacts"]
+    case = doc["cases"][0]
+    assert case["inputs"] == {k: v[0, :n].tolist() for k, v in row.items()}
+    assert case["outputs"]["model_fp32.onnx"]["argmax"] == expected.argmax(-1)[0].tolist()
 
 
 def test_a_model_without_mask_reads_every_position(tmp_path):
