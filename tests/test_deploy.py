@@ -175,7 +175,8 @@ def test_a_changed_python_tokenizer_rule_fails_the_node_check(exported_run, tmp_
     changed = re.compile(tok.PORTABLE_PATTERN.replace(dict(tok.ALTERNATIVES)["clitic"], "(?!)"))
     monkeypatch.setattr(tok, "token_pattern", lambda: changed)
     run = load_run(out)
-    conformance.write(run.preprocessor, export, ["model_fp32.onnx"], read_split(run.config, "test"))
+    conformance.write(export, conformance.build(run.preprocessor, export, ["model_fp32.onnx"],
+                                                read_split(run.config, "test")))
     code, summary = node.conformance(export)
     assert code == 1 and not summary["passed"]
     failed = {f["case"] for f in summary["shown"] if f["what"] == "tokens"}

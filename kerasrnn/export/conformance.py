@@ -135,22 +135,22 @@ def build(preprocessor, export_dir, artifacts, test_examples) -> dict:
                                    strict=True):
                 case["outputs"][name] = entry
             checked.append(name)
-    return {
-        "version": CONFORMANCE_VERSION,
-        "task_type": b.task_type,
-        "artifacts": checked,
-        "how_to_check": ("for each case: tokenize text with metadata.json's tokenizer, compare tokens (cut to "
-                         "max_length), token_count and last_token (before the cut), token_ids and char_ids; feed "
-                         "the ids to each artifact as one row and compare its argmax per token (taggers) or its "
-                         "argmax label (classifiers), then the decoding of metadata.json's decoding section (tags, "
-                         "entities)"),
-        "cases": doc_cases,
-    }
+    how = ("for each case: tokenize text with metadata.json's tokenizer, compare tokens (cut to max_length), "
+           "token_count and last_token (before the cut), token_ids and char_ids; feed the ids to each artifact as "
+           "one row and compare its argmax per token (taggers) or its argmax label (classifiers), then the decoding "
+           "of metadata.json's decoding section (tags, entities)")
+    return _document(b.task_type, checked, how, doc_cases)
 
 
-def write(preprocessor, export_dir, artifacts, test_examples) -> Path:
+def _document(task_type: str, artifacts: list[str], how: str, cases: list[dict]) -> dict:
+    return {"version": CONFORMANCE_VERSION, "task_type": task_type, "artifacts": artifacts, "how_to_check": how,
+            "cases": cases}
+
+
+def write(export_dir, document: dict) -> Path:
+    """Writes `document` (`build` or `build_ids`) as the export's conformance.json."""
     path = Path(export_dir) / CONFORMANCE_FILE
-    atomic_write_json(build(preprocessor, export_dir, artifacts, test_examples), path)
+    atomic_write_json(document, path)
     return path
 
 
@@ -170,17 +170,6 @@ def build_ids(export_dir, specs, check, artifacts) -> dict:
             case["outputs"][name] = {"argmax": out.argmax(-1).astype(int).tolist() if out.ndim == 2
                                      else int(out.argmax())}
         checked.append(name)
-    return {
-        "version": CONFORMANCE_VERSION,
-        "task_type": "keras_model",
-        "artifacts": checked,
-        "how_to_check": ("for each case: feed `inputs` (ids by input name, one row) to each artifact and compare the "
-                         "argmax over the last axis of its output, per position for per-token outputs"),
-        "cases": cases,
-    }
-
-
-def write_ids(export_dir, specs, check, artifacts) -> Path:
-    path = Path(export_dir) / CONFORMANCE_FILE
-    atomic_write_json(build_ids(export_dir, specs, check, artifacts), path)
-    return path
+    how = ("for each case: feed `inputs` (ids by input name, one row) to each artifact and compare the argmax over "
+           "the last axis of its output, per position for per-token outputs")
+    return _document("keras_model", checked, how, cases)

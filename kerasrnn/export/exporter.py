@@ -224,7 +224,8 @@ def export_run(run_dir, export_dir=None, settings: ExportSettings | None = None)
     report = _export(target, export_dir, settings, calibration_sample(run, train_examples, settings), test_data,
                      test_examples)
     progress(f"writing {conformance.CONFORMANCE_FILE}")
-    conformance.write(run.preprocessor, export_dir, list(report["artifacts"]), test_examples)
+    conformance.write(export_dir, conformance.build(run.preprocessor, export_dir, list(report["artifacts"]),
+                                                    test_examples))
     if settings.prune_sparsity is not None:
         from kerasrnn.export.pruning import prune_and_export
 
@@ -278,6 +279,6 @@ def export_model(model, export_dir, calibration, check=None, settings: ExportSet
     gold = target.labels(load_ids(labels) if isinstance(labels, str | Path) else labels, check)
     report = _export(target, export_dir, settings, calibration, check, gold)
     progress(f"writing {conformance.CONFORMANCE_FILE}")
-    conformance.write_ids(export_dir, target.specs(), check, list(report["artifacts"]))
+    conformance.write(export_dir, conformance.build_ids(export_dir, target.specs(), check, list(report["artifacts"])))
     _write_report(report, target, export_dir)
     return report
