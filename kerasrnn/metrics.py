@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kerasrnn.text.bio import bio_decode, bio_entities, decoding_spec, is_bio  # noqa: F401  (re-exported)
+from kerasrnn.text.bio import bio_decode, bio_entities
 
 
 def masked_accuracy(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray) -> float:

@@ -20,7 +20,7 @@ import numpy as np
 from kerasrnn.data.readers import Example
 from kerasrnn.files import atomic_write_json
 from kerasrnn.runtime.runners import load_runner, run_batched
-from kerasrnn.text.bio import bio_decode, bio_entities, is_bio
+from kerasrnn.text.bio import bio_entities, decode_tags, is_bio
 from kerasrnn.text.tokenizer import WordTokenizer
 
 CONFORMANCE_FILE = "conformance.json"
@@ -83,15 +83,14 @@ def cases(test_examples, n_test: int = TEST_SENTENCES, seed: int = 0) -> list[tu
     return [*((f"test:{i}", " ".join(test_examples[i].tokens)) for i in pick), *HARD_CASES]
 
 
-def _outputs(task_type: str, labels, tokens_per_case, probs, decode_bio: bool) -> list[dict]:
-    out = []
+def _outputs(task_type: str, labels, tokens_per_case, probs) -> list[dict]:
+    out, bio = [], is_bio(labels)
     for tokens, p in zip(tokens_per_case, probs, strict=True):
         if task_type == "tagging":
             p = np.asarray(p)[: len(tokens)]
-            argmax = p.argmax(-1).astype(int).tolist()
-            tags = bio_decode(p, labels) if decode_bio else [labels[i] for i in argmax]
-            entry = {"argmax": argmax, "tags": tags}
-            if decode_bio:
+            tags = decode_tags(p, labels)
+            entry = {"argmax": p.argmax(-1).astype(int).tolist(), "tags": tags}
+            if bio:
                 entry["entities"] = [[kind, start, end, " ".join(tokens[start:end])]
                                      for kind, start, end in sorted(bio_entities(tags), key=lambda e: e[1])]
         else:
@@ -103,6 +102,16 @@ def _outputs(task_type: str, labels, tokens_per_case, probs, decode_bio: bool) -
     return out
 
 
+def _row_outputs(export_dir, artifacts, data, **runner_args):
+    """(artifact, outputs of every row of `data`) for each row artifact that was made, one row per call as an app
+    feeds them: model_int8.onnx quantizes its activations with a scale computed over the whole batch, so a row's
+    answer can depend on the rows beside it."""
+    for name in artifacts:
+        path = Path(export_dir) / name
+        if name in ROW_ARTIFACTS and path.is_file():
+            yield name, run_batched(load_runner(path, **runner_args), data, batch_size=1)
+
+
 def build(preprocessor, export_dir, artifacts, test_examples) -> dict:
     """The conformance document of an export (see the module docstring)."""
     tokenizer = WordTokenizer()
@@ -112,7 +121,7 @@ def build(preprocessor, export_dir, artifacts, test_examples) -> dict:
     tokens = [t[: b.max_length] for t in full]
     data = b.encode([Example(tuple(t)) for t in tokens])
     doc_cases = []
-    for (source, text), all_tokens, kept, i in zip(items, full, tokens, range(len(items)), strict=True):
+    for i, ((source, text), all_tokens, kept) in enumerate(zip(items, full, tokens, strict=True)):
         case = {"id": source, "text": text, "tokens": kept, "token_count": len(all_tokens),
                 "last_token": all_tokens[-1] if all_tokens else None,
                 "token_ids": data.token_ids[i].astype(int).tolist()}
@@ -123,15 +132,8 @@ def build(preprocessor, export_dir, artifacts, test_examples) -> dict:
     labels = b.labels.tokens if b.labels is not None else None
     checked = []
     if labels is not None:
-        decode_bio = b.task_type == "tagging" and is_bio(labels)
-        for name in artifacts:
-            if name not in ROW_ARTIFACTS or not (Path(export_dir) / name).is_file():
-                continue
-            runner = load_runner(Path(export_dir) / name, **b.sizes)
-            # one row per call, as an app feeds them: model_int8.onnx quantizes its activations with a scale
-            # computed over the whole batch, so a row's answer can depend on the rows beside it
-            probs = run_batched(runner, data, batch_size=1)
-            for case, entry in zip(doc_cases, _outputs(b.task_type, labels, tokens, probs, decode_bio),
+        for name, probs in _row_outputs(export_dir, artifacts, data, **b.sizes):
+            for case, entry in zip(doc_cases, _outputs(b.task_type, labels, tokens, probs),
                                    strict=True):
                 case["outputs"][name] = entry
             checked.append(name)
@@ -161,11 +163,8 @@ def build_ids(export_dir, specs, check, artifacts) -> dict:
     cases = [{"id": f"check:{i}", "inputs": {name: rows.inputs[name][i].tolist() for name in rows.inputs},
               "token_ids": rows.inputs[first][i].tolist(), "outputs": {}} for i in range(len(rows))]
     checked = []
-    for name in artifacts:
-        if name not in ROW_ARTIFACTS or not (Path(export_dir) / name).is_file():
-            continue
-        runner = load_runner(Path(export_dir) / name, specs=specs)
-        for case, out in zip(cases, run_batched(runner, rows, batch_size=1), strict=True):
+    for name, outputs in _row_outputs(export_dir, artifacts, rows, specs=specs):
+        for case, out in zip(cases, outputs, strict=True):
             out = np.asarray(out)
             case["outputs"][name] = {"argmax": out.argmax(-1).astype(int).tolist() if out.ndim == 2
                                      else int(out.argmax())}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasrnn.export import conformance
+import kerasrnn.export.conformance as conformance
 from kerasrnn.export.converters import (
     ConversionError,
     QuantizationConfig,

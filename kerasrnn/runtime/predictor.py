@@ -7,7 +7,7 @@ import numpy as np
 from kerasrnn.data.readers import Example
 from kerasrnn.preprocessor import Preprocessor
 from kerasrnn.runtime.runners import load_runner, run_batched
-from kerasrnn.text.bio import bio_decode, is_bio
+from kerasrnn.text.bio import decode_tags
 from kerasrnn.text.tokenizer import WordTokenizer
 
 
@@ -30,7 +30,6 @@ class Predictor:
                              "use kerasrnn.Embedder")
         self.runner = load_runner(model_path, num_threads=num_threads, **b.sizes)
         self.tokenizer = WordTokenizer()
-        self.bio = is_bio(b.labels.tokens)
 
     def predict(self, sentences) -> list[dict]:
         """One dict per sentence: `tokens` plus `tags` and `probabilities` (tagging) or `label` and `probability`."""
@@ -44,11 +43,9 @@ class Predictor:
         for tokens, probs in zip(token_lists, run_batched(self.runner, data), strict=True):
             if b.task_type == "tagging":
                 probs = probs[: len(tokens)]
-                if self.bio:
-                    ids = np.array([b.labels.lookup(tag) for tag in bio_decode(probs, b.labels.tokens)])
-                else:
-                    ids = probs.argmax(-1)
-                results.append({"tokens": tokens, "tags": b.labels.decode(ids),
+                tags = decode_tags(probs, b.labels.tokens)
+                ids = np.array([b.labels.lookup(tag) for tag in tags], dtype=np.int64)
+                results.append({"tokens": tokens, "tags": tags,
                                 "probabilities": [float(p) for p in probs[np.arange(len(ids)), ids]]})
             else:
                 i = int(probs.argmax())

@@ -69,6 +69,15 @@ def bio_decode(probs: np.ndarray, tags: Sequence[str]) -> list[str]:
     return [tags[i] for i in reversed(path)]
 
 
+def decode_tags(probs: np.ndarray, tags: Sequence[str]) -> list[str]:
+    """The tags an app reads from per-token probabilities [T, num_tags]: `bio_decode` for a BIO tag set, the
+    argmax of each position otherwise (what `decoding_spec` says)."""
+    tags = list(tags)
+    if is_bio(tags):
+        return bio_decode(probs, tags)
+    return [tags[i] for i in np.asarray(probs).argmax(-1)]
+
+
 def decoding_spec(task_type: str, labels: Sequence[str]) -> dict:
     """How an app turns the model's probabilities into tags or a label: the `decoding` section of metadata.json."""
     labels = list(labels)

@@ -12,7 +12,7 @@ import numpy as np
 
 from kerasrnn.files import atomic_save_model
 from kerasrnn.metrics import score
-from kerasrnn.trainers.checkpoints import fault
+from kerasrnn.trainers.checkpoints import epoch_ended, fault
 from kerasrnn.trainers.evaluation import log_prob_function, perplexity, predict
 
 
@@ -35,10 +35,8 @@ class BestWeights(keras.callbacks.Callback):
         raise NotImplementedError
 
     def on_epoch_end(self, epoch, logs=None):
-        if not np.isfinite(logs.get("loss", 0.0)):
-            return  # diverged: StopOnNaN has stopped training; keep the last good checkpoint
-        if self.interrupt is not None and self.interrupt.mid_epoch:
-            return  # stopped by a signal inside the epoch: the epoch is not over
+        if not epoch_ended(logs, self.interrupt):
+            return  # diverged (keep the last good checkpoint) or stopped inside the epoch: nothing to score
         self.epoch = epoch
         value = self.value()
         logs[f"val_{self.name}"] = value

@@ -63,6 +63,13 @@ def restore_seed_states(model, values: list) -> None:
         variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
+def epoch_ended(logs, interrupt) -> bool:
+    """Whether an epoch end is a real one, to score and checkpoint: its mean loss is finite (a non-finite step makes
+    it non-finite, and StopOnNaN has stopped training) and no signal stopped it inside the epoch (`interrupt`: a
+    `StopOnSignal` or None)."""
+    return bool(np.isfinite((logs or {}).get("loss", 0.0))) and not (interrupt is not None and interrupt.mid_epoch)
+
+
 def epoch_file(epoch: int) -> str:
     return f"epoch_{epoch:03d}.keras"
 
@@ -93,22 +100,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.interrupt = None  # a `StopOnSignal`, when training stops on signals
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if not np.isfinite(logs.get("loss", 0.0)):
-            return  # a non-finite step makes the epoch's mean loss non-finite: never checkpoint a diverged model
-        if self.interrupt is not None and self.interrupt.mid_epoch:
-            return  # stopped by a signal inside the epoch: `write_mid_epoch` saves where it stopped
+        if not epoch_ended(logs, self.interrupt):
+            return  # never checkpoint a diverged model; a signal's stop writes its own (`write(..., steps)`)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
         self.write(epoch + 1)
 
-    def write_mid_epoch(self, completed_epochs: int, steps: int) -> Path:
-        """The checkpoint of a run stopped after `steps` steps of epoch `completed_epochs + 1`, with the running
-        means of the epoch's metrics (so the resumed epoch logs the loss the whole epoch would have)."""
-        metrics = [np.asarray(v).tolist() for v in self.model.metrics_variables]
-        return self.write(completed_epochs, steps=steps, metrics=metrics)
-
-    def write(self, completed_epochs: int, steps: int = 0, metrics: list | None = None) -> Path:
+    def write(self, completed_epochs: int, steps: int = 0) -> Path:
+        """The checkpoint after `completed_epochs` epochs, or of a run stopped after `steps` steps of the next one
+        (then with the running means of the epoch's metrics, so the resumed epoch logs the loss the whole epoch
+        would have)."""
         name = epoch_file(completed_epochs) if not steps else f"epoch_{completed_epochs + 1:03d}_step_{steps:05d}.keras"
         save_checkpoint(self.model, self.dir / name)
         state = {
@@ -121,7 +122,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "seed_states": [np.asarray(v).tolist() for v in seed_states(self.model)],
         }
         if steps:
-            state.update(steps_into_epoch=steps, metrics_state=metrics)
+            state.update(steps_into_epoch=steps,
+                         metrics_state=[np.asarray(v).tolist() for v in self.model.metrics_variables])
         atomic_write_json(state, self.dir / STATE_FILE)
         for old in self.dir.glob("epoch_*.keras"):
             if old.name != name:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -163,10 +164,8 @@ def _restore(model, checkpoint_dir: Path, state: dict, strategy) -> None:
 
 def _best_weights(model, checkpoint_dir: Path, strategy) -> list:
     """The best epoch's weights (`checkpoints/best.keras`), read by the chief, sent to the other workers."""
-    if distribute.is_chief():
-        weights = load_model(checkpoint_dir / "best.keras").get_weights()
-    else:
-        weights = [np.zeros(w.shape, w.dtype) for w in model.get_weights()]
+    # the other workers pass their own weights: only the shapes count
+    weights = load_model(checkpoint_dir / "best.keras").get_weights() if distribute.is_chief() else model.get_weights()
     return distribute.broadcast(strategy, weights) if distribute.num_workers() > 1 else weights
 
 
@@ -291,11 +290,9 @@ def _stop_interrupted(config: Config, output_dir: Path, checkpointer: EpochCheck
                       steps: int):
     """Writes the checkpoint of a run a signal stopped (mid-epoch; at an epoch boundary the epoch's own checkpoint
     is it) and raises `TrainingInterrupted` with the command that continues the run."""
-    import signal
-
     done, step = stopper.stopped_at
     if step:
-        path = checkpointer.write_mid_epoch(done, step)
+        path = checkpointer.write(done, steps=step)
         where = f"after step {step} of {steps} of epoch {done + 1}"
     else:
         path = output_dir / "checkpoints" / read_state(output_dir / "checkpoints")["checkpoint"]
