@@ -58,6 +58,11 @@ class ModelConfig:
     num_sampled: int = 1024  # language_model: negatives of the sampled softmax in training
     init_from: str = ""  # a pre-trained run directory (BiLM or task run) whose encoder weights start this model
     freeze_encoder: bool = False  # with init_from: keep the transferred weights fixed
+    # Pre-trained word vectors from an installed package (kerasrnn.text.vectors): they start the token embedding
+    # (embedding_dim = their size); "fine_tune" trains them further, "frozen" keeps them fixed.
+    static_vectors: str = ""  # "" (none) or "glove-6b-50d"
+    static_vectors_mode: str = "fine_tune"
+    static_vectors_words: int = 0  # the vectors' most frequent words added to the vocabulary (seen in training or not)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +100,11 @@ class Config:
         _check(0.0 < self.data.dev_fraction < 1.0, "data.dev_fraction", "in (0, 1)")
         _check(0.0 <= self.data.dev_train_fraction < 1.0, "data.dev_train_fraction", "in [0, 1)")
         _check(self.model.cell in ("lstm", "gru"), "model.cell", "'lstm' or 'gru'")
+        _check(self.model.static_vectors_mode in ("fine_tune", "frozen"), "model.static_vectors_mode",
+               "'fine_tune' or 'frozen'")
+        _check(self.model.static_vectors_words >= 0, "model.static_vectors_words", "at least 0")
+        _check(not (self.model.static_vectors and self.model.init_from), "model.static_vectors",
+               "empty with model.init_from (the pre-trained run's embedding starts the model)")
         for name in ("num_layers", "units", "embedding_dim", "output_dim"):
             _check(getattr(self.model, name) >= 1, f"model.{name}", "at least 1")
         for name in ("dropout", "head_dropout"):

@@ -42,7 +42,9 @@ class Preprocessor:
     @classmethod
     def build(cls, config, examples, pretrained: Preprocessor | None = None) -> Preprocessor:
         """Vocabularies of the training examples; with a pre-trained preprocessor, its vocabularies with the
-        examples' new entries appended (pre-trained ids keep their meaning)."""
+        examples' new entries appended (pre-trained ids keep their meaning). With `model.static_vectors`, a
+        training word the vectors know enters whatever its count, and the vectors' `static_vectors_words` most
+        frequent words are appended."""
         d = config.data
         words = (e.tokens for e in examples)
         chars = ((c for c in tok) for e in examples for tok in e.tokens)
@@ -50,7 +52,16 @@ class Preprocessor:
             vocab = pretrained.vocab.extended(words, d.min_count)
             char_vocab = pretrained.char_vocab.extended(chars, d.char_min_count) if d.use_chars else None
         else:
-            vocab = Vocabulary.build(words, min_count=d.min_count, max_size=d.max_vocab, lowercase=d.lowercase)
+            vectors = None
+            if config.model.static_vectors:
+                from kerasrnn.text.vectors import load_static_vectors
+
+                vectors = load_static_vectors(config.model.static_vectors)
+            keep = (lambda t: t.lower() in vectors.index) if vectors is not None else None
+            vocab = Vocabulary.build(words, min_count=d.min_count, max_size=d.max_vocab, lowercase=d.lowercase,
+                                     keep=keep)
+            if vectors is not None and config.model.static_vectors_words:
+                vocab = vocab.with_entries(vectors.vocabulary_words(config.model.static_vectors_words))
             char_vocab = Vocabulary.build(chars, min_count=d.char_min_count) if d.use_chars else None
         labels = None
         if config.task.type == "tagging":

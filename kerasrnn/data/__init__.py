@@ -18,6 +18,7 @@ from kerasrnn.data.readers import (
     read_csv,
     read_examples,
     read_sst,
+    read_sst_trees,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "read_csv",
     "read_examples",
     "read_sst",
+    "read_sst_trees",
     "steps_per_epoch",
     "training_dataset",
 ]

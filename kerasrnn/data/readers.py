@@ -32,7 +32,7 @@ class Example:
     label: str | None = None
 
 
-FORMATS = ("conllu", "conll", "clinc_json", "csv", "sst", "text", "tokens")
+FORMATS = ("conllu", "conll", "clinc_json", "csv", "sst", "sst_trees", "text", "tokens")
 
 SENTENCE_END = frozenset({".", "!", "?"})
 
@@ -192,6 +192,58 @@ def read_sst(path, tokenizer: WordTokenizer | None = None) -> list[Example]:
     return examples
 
 
+SST_BINARY = {"0": "0", "1": "0", "3": "1", "4": "1"}  # very negative, negative / positive, very positive
+
+
+def read_sst_trees(path, tokenizer: WordTokenizer | None = None) -> list[Example]:
+    """SST's PTB-style trees (`trees/train.txt`: `(3 (2 The) (4 ...))`, a 0-4 label on every node) as binary
+    SST-2 examples, one per distinct phrase: every node whose label is not neutral (2) gives its leaves' text,
+    lowercased as in the sentence-level `stsa.binary.*` files (escapes such as `-lrb-` and `\\/` kept), with
+    label 0 (labels 0, 1) or 1 (3, 4). A phrase that appears twice is kept once (its first label)."""
+    tokenizer = tokenizer or WordTokenizer()
+    examples, seen = [], set()
+    for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        for label, leaves in _tree_nodes(path, lineno, line.strip()):
+            text = " ".join(leaves).lower()
+            if label in SST_BINARY and text not in seen:
+                seen.add(text)
+                examples.append(Example(tuple(tokenizer(text)), label=SST_BINARY[label]))
+    return examples
+
+
+def _tree_nodes(path, lineno: int, line: str) -> list[tuple[str, list[str]]]:
+    """(label, leaves) of every node of one bracketed tree, root last."""
+    parts = line.replace("(", " ( ").replace(")", " ) ").split()
+    nodes, stack, i = [], [], 0
+    while i < len(parts):
+        part = parts[i]
+        if part == "(":
+            if i + 1 >= len(parts) or not parts[i + 1].isdigit():
+                raise DataFormatError(path, lineno, f"expected '(LABEL ...' at token {i + 1} of the tree")
+            stack.append((parts[i + 1], []))
+            i += 2
+            continue
+        if part == ")":
+            if not stack:
+                raise DataFormatError(path, lineno, "unbalanced ')' in the tree")
+            label, leaves = stack.pop()
+            if not leaves:
+                raise DataFormatError(path, lineno, f"a node labelled {label} has no words")
+            nodes.append((label, leaves))
+            if stack:
+                stack[-1][1].extend(leaves)
+        elif not stack:
+            raise DataFormatError(path, lineno, f"word {part!r} outside the tree's brackets")
+        else:
+            stack[-1][1].append(part)
+        i += 1
+    if stack or not nodes:
+        raise DataFormatError(path, lineno, "unbalanced '(' in the tree")
+    return nodes
+
+
 def split_sentences(tokens: list[str], max_length: int) -> list[tuple[str, ...]]:
     """Cuts a paragraph's tokens after each `.`, `!` or `?` (closing quotes stay with their sentence), then
     cuts sentences longer than `max_length` tokens into pieces."""
@@ -243,6 +295,7 @@ def read_examples(path, data_format: str, split: str = "train") -> list[Example]
         "clinc_json": lambda: read_clinc_json(path, split),
         "csv": lambda: read_csv(path),
         "sst": lambda: read_sst(path),
+        "sst_trees": lambda: read_sst_trees(path),
         "text": lambda: read_text(path),
         "tokens": lambda: read_tokens(path),
     }

@@ -37,6 +37,8 @@ class BiLanguageModel(keras.Model):
         char_kernel_size: int. Defaults to 3.
         max_word_chars: int. Defaults to 16.
         num_sampled: int. Negative classes of the sampled softmax in training. Defaults to 1024.
+        token_embedding_trainable: bool. False keeps the token embedding fixed (pre-trained vectors). Defaults to
+            True.
 
     Example:
     >>> import numpy as np
@@ -59,6 +61,7 @@ class BiLanguageModel(keras.Model):
         char_kernel_size=3,
         max_word_chars=16,
         num_sampled=1024,
+        token_embedding_trainable=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -78,8 +81,10 @@ class BiLanguageModel(keras.Model):
         self.char_kernel_size = char_kernel_size
         self.max_word_chars = max_word_chars
         self.num_sampled = num_sampled
+        self.token_embedding_trainable = token_embedding_trainable
 
-        self.token_embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, name="token_embedding")
+        self.token_embedding = keras.layers.Embedding(vocabulary_size, embedding_dim,
+                                                      trainable=token_embedding_trainable, name="token_embedding")
         self.char_cnn = (
             CharCNN(char_vocabulary_size, char_embedding_dim, char_filters, char_kernel_size, name="char_cnn")
             if char_vocabulary_size else None
@@ -201,6 +206,7 @@ class BiLanguageModel(keras.Model):
             "char_kernel_size": self.char_kernel_size,
             "max_word_chars": self.max_word_chars,
             "num_sampled": self.num_sampled,
+            "token_embedding_trainable": self.token_embedding_trainable,
         }
 
     @classmethod

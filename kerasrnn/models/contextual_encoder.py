@@ -35,6 +35,8 @@ class ContextualEncoder(keras.Model):
         kernel_initializer: initializer of input kernels and the projection. Defaults to "glorot_uniform".
         recurrent_initializer: initializer of recurrent kernels. Defaults to "orthogonal".
         embeddings_initializer: initializer of the embeddings. Defaults to "glorot_uniform".
+        token_embedding_trainable: bool. False keeps the token embedding fixed (pre-trained vectors). Defaults to
+            True.
 
     Example:
     >>> import numpy as np
@@ -61,6 +63,7 @@ class ContextualEncoder(keras.Model):
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         embeddings_initializer="glorot_uniform",
+        token_embedding_trainable=True,
         **kwargs,
     ):
         if cell not in CELLS:
@@ -75,7 +78,7 @@ class ContextualEncoder(keras.Model):
         inputs = {"token_ids": token_ids}
         x = keras.layers.Embedding(
             vocabulary_size, embedding_dim, mask_zero=True, embeddings_initializer=embeddings_init,
-            name="token_embedding",
+            trainable=token_embedding_trainable, name="token_embedding",
         )(token_ids)
         if char_vocabulary_size:
             char_ids = keras.Input(shape=(None, max_word_chars), dtype="int32", name="char_ids")
@@ -117,6 +120,7 @@ class ContextualEncoder(keras.Model):
         self.kernel_initializer = kernel_init
         self.recurrent_initializer = recurrent_init
         self.embeddings_initializer = embeddings_init
+        self.token_embedding_trainable = token_embedding_trainable
 
     # Accessors: how other rooms (export, transfer, the Embedder) reach the layers, never by their names.
     @property
@@ -170,6 +174,7 @@ class ContextualEncoder(keras.Model):
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            "token_embedding_trainable": self.token_embedding_trainable,
         }
 
     @classmethod

@@ -62,14 +62,17 @@ class Vocabulary:
         min_count: int = 1,
         max_size: int | None = None,
         lowercase: bool = False,
+        keep=None,
     ) -> Vocabulary:
-        """Builds a token vocabulary, most frequent first, ties broken alphabetically (stable ids)."""
+        """Builds a token vocabulary, most frequent first, ties broken alphabetically (stable ids). `keep`: a
+        predicate on (normalized) tokens that enter whatever their count (words known to pre-trained vectors)."""
         counts = collections.Counter()
         for sequence in sequences:
             counts.update(token.lower() if lowercase else token for token in sequence)
         counts.pop(PAD_TOKEN, None)
         counts.pop(UNK_TOKEN, None)
-        ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+        ranked = sorted((t for t, c in counts.items() if c >= min_count or (keep is not None and keep(t))),
+                        key=lambda t: (-counts[t], t))
         if max_size is not None:
             ranked = ranked[: max(0, max_size - 2)]
         return cls([PAD_TOKEN, UNK_TOKEN, *ranked], lowercase=lowercase)
@@ -118,6 +121,17 @@ class Vocabulary:
         not in it appended after its ids: every existing id keeps its meaning."""
         extra = Vocabulary.build(counts_source, min_count=min_count, max_size=max_size, lowercase=self.lowercase)
         new = [t for t in extra.tokens[2:] if t not in self]
+        return Vocabulary(self.tokens + new, special_tokens=self.special_tokens, lowercase=self.lowercase)
+
+    def with_entries(self, tokens: Iterable[str]) -> Vocabulary:
+        """This vocabulary with `tokens` it lacks appended in their order: every existing id keeps its meaning."""
+        new, seen = [], set()
+        for t in tokens:
+            key = self._normalize(t)
+            if key not in self._index and key not in seen and key not in (PAD_TOKEN, UNK_TOKEN) and key.strip() \
+                    and "\n" not in key and "\r" not in key:
+                new.append(key)
+                seen.add(key)
         return Vocabulary(self.tokens + new, special_tokens=self.special_tokens, lowercase=self.lowercase)
 
     @classmethod

@@ -19,7 +19,8 @@ def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_siz
         vocabulary_size=vocab_size, embedding_dim=m.embedding_dim, cell=m.cell, num_layers=m.num_layers,
         units=m.units, bidirectional=m.bidirectional, output_dim=m.output_dim, dropout=m.dropout,
         char_vocabulary_size=char_vocab_size, char_embedding_dim=m.char_embedding_dim, char_filters=m.char_filters,
-        char_kernel_size=m.char_kernel_size, max_word_chars=config.data.max_word_chars, name="encoder",
+        char_kernel_size=m.char_kernel_size, max_word_chars=config.data.max_word_chars,
+        token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"), name="encoder",
     )
     if config.task.type == "tagging":
         return SequenceTagger(encoder, num_labels, dropout=m.head_dropout, name="tagger")
@@ -35,8 +36,25 @@ def build_language_model(config: Config, vocab_size: int, char_vocab_size: int):
         vocabulary_size=vocab_size, embedding_dim=m.embedding_dim, cell=m.cell, num_layers=m.num_layers,
         units=m.units, dropout=m.dropout, char_vocabulary_size=char_vocab_size,
         char_embedding_dim=m.char_embedding_dim, char_filters=m.char_filters, char_kernel_size=m.char_kernel_size,
-        max_word_chars=config.data.max_word_chars, num_sampled=min(m.num_sampled, vocab_size), name="bilm",
+        max_word_chars=config.data.max_word_chars, num_sampled=min(m.num_sampled, vocab_size),
+        token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"), name="bilm",
     )
+
+
+def start_static_vectors(config: Config, embedding, vocab) -> str:
+    """Writes `model.static_vectors` into a token Embedding layer (rows of `vocab`, see kerasrnn.text.vectors for
+    the rules); returns a line for the log. (The model builders freeze the layer in "frozen" mode.)"""
+    from kerasrnn.text.vectors import load_static_vectors
+
+    m = config.model
+    vectors = load_static_vectors(m.static_vectors)
+    if m.embedding_dim != vectors.dim:
+        raise ValueError(f"model.static_vectors = {m.static_vectors!r} has {vectors.dim} dimensions: set "
+                         f"model.embedding_dim = {vectors.dim} (it is {m.embedding_dim})")
+    table, found = vectors.table(vocab.tokens, seed=config.training.seed)
+    embedding.set_weights([table])
+    return (f"token embedding started from {m.static_vectors} ({found} of {len(vocab)} words found; "
+            f"{m.static_vectors_mode.replace('_', '-')})")
 
 
 def make_optimizer(t, total_steps: int):

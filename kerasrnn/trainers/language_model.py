@@ -17,7 +17,7 @@ from kerasrnn.data.pipeline import steps_per_epoch, training_dataset
 from kerasrnn.files import atomic_save_model, atomic_write_json, make_dir
 from kerasrnn.preprocessor import Preprocessor
 from kerasrnn.run import read_splits
-from kerasrnn.trainers.build import build_language_model, make_optimizer, plot_history
+from kerasrnn.trainers.build import build_language_model, make_optimizer, plot_history, start_static_vectors
 from kerasrnn.trainers.callbacks import DevPerplexity
 from kerasrnn.trainers.evaluation import perplexity
 from kerasrnn.trainers.lock import run_lock
@@ -44,6 +44,8 @@ def _train_language_model(config: Config, output_dir: Path, verbose: int) -> dic
 
     model = build_language_model(config, len(vocab), len(char_vocab) if char_vocab else 0)
     model.build()
+    if config.model.static_vectors:
+        print(f"{config.task.name}: " + start_static_vectors(config, model.token_embedding, vocab), flush=True)
     steps = steps_per_epoch(data["train"], t.batch_size)
     model.compile(optimizer=make_optimizer(t, steps * t.epochs))
     monitor = DevPerplexity(data["dev"], output_dir / "checkpoints" / "best.keras")

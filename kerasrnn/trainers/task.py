@@ -23,7 +23,7 @@ from kerasrnn.metrics import score
 from kerasrnn.preprocessor import Preprocessor
 from kerasrnn.run import read_splits
 from kerasrnn.safe_load import load_model
-from kerasrnn.trainers.build import build_model, make_optimizer, plot_history
+from kerasrnn.trainers.build import build_model, make_optimizer, plot_history, start_static_vectors
 from kerasrnn.trainers.callbacks import DevMetric, FaultInjection, StopOnNaN
 from kerasrnn.trainers.checkpoints import (
     STATE_FILE,
@@ -195,11 +195,15 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
     steps = steps_per_epoch(splits.data["train"], t.batch_size, min_rows=distribute.num_workers())
     with strategy.scope():
         model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0)
-        if pretrained is not None and state is None:  # on resume the checkpoint below holds every weight
+        if pretrained is not None:  # on resume the checkpoint below overwrites the weights; the freezing stays
             written = transfer_weights(model, pretrained, freeze=config.model.freeze_encoder)
+        if pretrained is not None and state is None:
             print(f"{config.task.name}: started {', '.join(written)} from {config.model.init_from} "
                   f"({len(pretrained.vocab)} of {len(vocab)} words pre-trained"
                   f"{'; frozen' if config.model.freeze_encoder else ''})", flush=True)
+        if config.model.static_vectors and state is None:
+            print(f"{config.task.name}: " + start_static_vectors(config, model.encoder.token_embedding, vocab),
+                  flush=True)
         model.compile(optimizer=make_optimizer(t, steps * t.epochs),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         if state is not None:

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from kerasrnn.data import DataFormatError, read_clinc_json, read_conll, read_conllu, read_csv, read_examples, read_sst
+from kerasrnn.data.readers import read_sst_trees
 
 CONLLU = """# sent_id = 1
 # text = I don't know.
@@ -109,6 +110,31 @@ def test_sst_lines(tmp_path):
                                                       (("wo", "n't", "work"), "0")]
     with pytest.raises(DataFormatError, match=":2: expected 'LABEL text'"):
         read_sst(write(tmp_path, "1 fine\npositive great\n", "bad.txt"))
+
+
+def test_sst_trees_give_each_distinct_non_neutral_phrase_lowercased_with_its_binary_label(tmp_path):
+    trees = ("(3 (2 The) (4 (3 gorgeously) (2 done)))\n"
+             "(1 (2 comedy\\/drama) (0 (2 a) (3 gorgeously)))\n"
+             "(4 (2 -LRB-) (4 (2 it) (4 (4 rocks) (2 -RRB-))))\n")
+    examples = read_sst_trees(write(tmp_path, trees))
+    assert [(" ".join(e.tokens), e.label) for e in examples[:5]] == [
+        ("gorgeously", "1"), ("gorgeously done", "1"), ("the gorgeously done", "1"),
+        ("a gorgeously", "0"), ("comedy \\ / drama a gorgeously", "0")]  # neutral (2) nodes and repeats dropped
+    # tokenized as the sentence-level stsa.binary files are read
+    (sentence,) = read_sst(write(tmp_path, "1 -lrb- it rocks -rrb-\n", "sentence.txt"))
+    assert examples[-1].tokens == sentence.tokens and examples[-1].label == "1"
+
+
+@pytest.mark.parametrize("trees, line, message", [
+    ("(3 (2 a) (2 b))\n(3 (2 a) (2 b)\n", 2, "unbalanced '\\('"),
+    ("(3 (2 a)))\n", 1, "unbalanced '\\)'"),
+    ("(x (2 a))\n", 1, "expected '\\(LABEL"),
+    ("(3 (2 a)) b\n", 1, "word 'b' outside"),
+    ("(3 (2 a) (4 ))\n", 1, "a node labelled 4 has no words"),
+])
+def test_malformed_sst_trees_name_file_and_line(tmp_path, trees, line, message):
+    with pytest.raises(DataFormatError, match=f"data.txt:{line}: {message}"):
+        read_sst_trees(write(tmp_path, trees))
 
 
 def test_unknown_format_is_named(tmp_path):

@@ -1,0 +1,127 @@
+"""Static pre-trained vectors: read from the installed GloVe wheel, the rows of a vocabulary, the vocabulary rules,
+and a run that starts (and, frozen, keeps) its token embedding from them."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kerasrnn  # noqa: F401
+from kerasrnn.config import Config
+from kerasrnn.preprocessor import Preprocessor
+from kerasrnn.text.vectors import load_static_vectors
+from kerasrnn.text.vocabulary import Vocabulary
+
+GLOVE = "glove-6b-50d"
+
+
+@pytest.fixture(scope="module")
+def glove():
+    return load_static_vectors(GLOVE)
+
+
+def test_glove_is_read_from_its_package_with_its_published_values(glove):
+    assert len(glove.words) == 400_000 and glove.dim == 50
+    assert glove.words[:4] == ("the", ",", ".", "of")  # most frequent first
+    # the first numbers of "the" in glove.6B.50d.txt
+    np.testing.assert_allclose(glove.matrix[0, :3], [0.418, 0.24968, -0.41242], rtol=0, atol=1e-6)
+
+
+def test_the_table_holds_the_vectors_of_found_words_by_their_lowercase_form(glove):
+    tokens = ["<pad>", "<unk>", "bank", "River", "qqzzxxnotaword"]
+    table, found = glove.table(tokens, seed=3)
+    assert table.shape == (5, 50) and table.dtype == np.float32 and found == 2
+    np.testing.assert_array_equal(table[0], 0.0)
+    np.testing.assert_array_equal(table[2], glove.matrix[glove.index["bank"]])
+    np.testing.assert_array_equal(table[3], glove.matrix[glove.index["river"]])
+    # unknown words start on the found vectors' scale, seeded
+    scale = np.std(glove.matrix[[glove.index["bank"], glove.index["river"]]])
+    assert 0.2 * scale < np.std(table[[1, 4]]) < 3 * scale
+    np.testing.assert_array_equal(glove.table(tokens, seed=3)[0], table)
+    assert not np.array_equal(glove.table(tokens, seed=4)[0][4], table[4])
+
+
+def test_unknown_source_and_missing_package_errors_say_what_to_do():
+    with pytest.raises(ValueError, match="unknown; known: glove-6b-50d"):
+        load_static_vectors("word2vec")
+
+
+def test_vocabulary_keep_lets_rare_known_words_in_and_with_entries_keeps_ids(glove):
+    words = [["the", "bank", "bank", "zzqqxx"], ["the", "river", "yyqqxx"]]
+    plain = Vocabulary.build(words, min_count=2, lowercase=True)
+    assert plain.tokens == ["<pad>", "<unk>", "bank", "the"]
+    kept = Vocabulary.build(words, min_count=2, lowercase=True, keep=lambda t: t in glove.index)
+    assert kept.tokens == ["<pad>", "<unk>", "bank", "the", "river"]  # river: once, but GloVe knows it
+    more = kept.with_entries(["The", ",", "river", "of", "<unk>"])
+    assert more.tokens == kept.tokens + [",", "of"]  # existing ids unchanged, duplicates and specials skipped
+
+
+def _config(tmp_path, **model):
+    raw = {"task": {"name": "t", "type": "classification"},
+           "data": {"format": "sst", "train_file": "x", "test_file": "x", "min_count": 2},
+           "model": {"embedding_dim": 50, "static_vectors": GLOVE, **model}}
+    return Config.from_dict(raw)
+
+
+def test_preprocessor_applies_the_vocabulary_rules_of_static_vectors(tmp_path, glove):
+    from kerasrnn.data.readers import Example
+
+    examples = [Example(tokens=["bank", "bank", "zzqqxx", "river"], label="a"),
+                Example(tokens=["qqyyxx"], label="b")]
+    pre = Preprocessor.build(_config(tmp_path, static_vectors_words=10), examples)
+    assert pre.vocab.tokens[:4] == ["<pad>", "<unk>", "bank", "river"]
+    assert pre.vocab.tokens[4:] == [w for w in glove.words[:10] if w not in ("bank", "river")]
+    assert "zzqqxx" not in pre.vocab and "qqyyxx" not in pre.vocab
+
+
+@pytest.mark.parametrize("model, match", [
+    ({"static_vectors_mode": "both"}, "static_vectors_mode must be 'fine_tune' or 'frozen'"),
+    ({"static_vectors_words": -1}, "static_vectors_words must be at least 0"),
+    ({"init_from": "runs/bilm"}, "static_vectors must be empty with model.init_from"),
+])
+def test_bad_static_vector_settings_are_rejected(tmp_path, model, match):
+    with pytest.raises(ValueError, match=match):
+        _config(tmp_path, **model)
+
+
+def _sst_file(path: Path, n: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    good, bad = ["good", "great", "fine", "nice"], ["bad", "awful", "poor", "sad"]
+    lines = []
+    for _ in range(n):
+        label = int(rng.integers(2))
+        words = list(rng.choice(good if label else bad, 2)) + ["movie", "the"]
+        lines.append(f"{label} {' '.join(rng.permutation(words))}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_run_starts_from_the_vectors_and_frozen_keeps_them(tmp_path, glove):
+    from training import train as train_cli
+
+    files = [_sst_file(tmp_path / f"{s}.txt", n, i) for i, (s, n) in enumerate([("train", 64), ("dev", 16),
+                                                                                 ("test", 16)])]
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[task]\nname = "tiny_sst"\ntype = "classification"\n'
+        f'[data]\nformat = "sst"\ntrain_file = "{files[0]}"\ndev_file = "{files[1]}"\ntest_file = "{files[2]}"\n'
+        "use_chars = false\n"
+        '[model]\nunits = 8\nembedding_dim = 50\noutput_dim = 8\nstatic_vectors = "glove-6b-50d"\n'
+        'static_vectors_mode = "frozen"\nstatic_vectors_words = 100\n'
+        "[training]\nepochs = 2\nbatch_size = 8\nlearning_rate = 0.01\n")
+    out = tmp_path / "out"
+    assert train_cli.main(["--config", str(config), "--output-dir", str(out)]) == 0
+    from kerasrnn.run import load_run
+
+    run = load_run(out)
+    table = run.model.encoder.token_embedding.get_weights()[0]
+    vocab = run.vocab.tokens
+    for word in ("good", "awful", "movie", "the", ","):
+        np.testing.assert_array_equal(table[vocab.index(word)], glove.matrix[glove.index[word]])
+    assert len(vocab) == 2 + len(set(glove.words[:100]) | {"good", "great", "fine", "nice", "bad", "awful", "poor",
+                                                              "sad", "movie"})
+    assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.5
+    # frozen is part of the saved architecture: the loaded model and its optimizer agree
+    assert run.model.encoder.token_embedding.trainable is False
+    assert run.model.encoder.get_config()["token_embedding_trainable"] is False
