@@ -60,6 +60,7 @@ class ModelConfig:
     freeze_encoder: bool = False  # with init_from: keep the transferred weights fixed
     # Pre-trained word vectors from an installed package (kerasrnn.text.vectors): they start the token embedding
     # (embedding_dim = their size); "fine_tune" trains them further, "frozen" keeps them fixed.
+    crf: bool = False  # tagging: a CRF output layer (trained on its likelihood, decoded by Viterbi)
     static_vectors: str = ""  # "" (none) or "glove-6b-50d"
     static_vectors_mode: str = "fine_tune"
     static_vectors_words: int = 0  # the vectors' most frequent words added to the vocabulary (seen in training or not)
@@ -102,6 +103,7 @@ class Config:
         _check(self.model.cell in ("lstm", "gru"), "model.cell", "'lstm' or 'gru'")
         _check(self.model.static_vectors_mode in ("fine_tune", "frozen"), "model.static_vectors_mode",
                "'fine_tune' or 'frozen'")
+        _check(not self.model.crf or self.task.type == "tagging", "model.crf", "false unless task.type is 'tagging'")
         _check(self.model.static_vectors_words >= 0, "model.static_vectors_words", "at least 0")
         _check(not (self.model.static_vectors and self.model.init_from), "model.static_vectors",
                "empty with model.init_from (the pre-trained run's embedding starts the model)")

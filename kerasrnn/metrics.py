@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kerasrnn.text.bio import bio_decode, bio_entities
+from kerasrnn.text.bio import bio_decode, bio_entities, decode_tags
 
 
 def masked_accuracy(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray) -> float:
@@ -67,14 +67,17 @@ def _check_lengths(true_tags, pred_tags):
             raise ValueError(f"sentence {i}: {len(ts)} true tags but {len(ps)} predicted")
 
 
-def score(config, examples, labels, probs) -> dict[str, float]:
+def score(config, examples, labels, probs, crf: dict | None = None) -> dict[str, float]:
     """The task's metrics (`config.task`) for predicted probabilities against the examples' gold labels:
     per-sentence [T, num_tags] arrays for a tagger, [N, num_labels] for a classifier.
 
-    BIO taggers (metric "f1") are decoded with `bio_decode` (the best valid BIO sequence), others by argmax."""
+    BIO taggers (metric "f1") are decoded with `bio_decode` (the best valid BIO sequence), others by argmax; a CRF
+    tagger's (`crf`: its learned scores) by Viterbi under them (`decode_tags`)."""
     if config.task.type == "tagging":
         true = [list(e.tags[: config.data.max_length]) for e in examples]
-        if config.task.metric == "f1":
+        if crf is not None:
+            pred = [decode_tags(p, labels.tokens, crf) for p in probs]
+        elif config.task.metric == "f1":
             pred = [bio_decode(p, labels.tokens) for p in probs]
         else:
             pred = [labels.decode(p.argmax(-1)) for p in probs]

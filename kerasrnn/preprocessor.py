@@ -12,6 +12,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
+
 from kerasrnn.data.pipeline import EncodedData, encode
 from kerasrnn.text.bio import decoding_spec
 from kerasrnn.text.spec import tokenizer_spec
@@ -30,6 +32,7 @@ class Preprocessor:
     char_vocab: Vocabulary or None. Character ids, when the model reads characters.
     max_length: int. Tokens kept per sentence.
     max_word_chars: int. Characters kept per token.
+    crf: dict or None. A CRF tagger's learned scores, with which its tags are decoded (`kerasrnn.text.bio`).
     """
 
     task_type: str
@@ -38,6 +41,7 @@ class Preprocessor:
     char_vocab: Vocabulary | None
     max_length: int
     max_word_chars: int
+    crf: dict | None = None
 
     @classmethod
     def build(cls, config, examples, pretrained: Preprocessor | None = None) -> Preprocessor:
@@ -96,6 +100,8 @@ class Preprocessor:
             char_vocab=Vocabulary.load(folder / char_file) if char_file else None,
             max_length=meta["max_length"],
             max_word_chars=meta.get("max_word_chars", 16),
+            crf=({k: np.asarray(meta["decoding"][k], np.float64) for k in ("transitions", "start", "end")}
+                 if meta.get("decoding", {}).get("method") == "crf_viterbi" else None),
         )
 
     @classmethod
@@ -165,7 +171,7 @@ class Preprocessor:
                                         max_word_chars=self.max_word_chars if self.char_vocab else None),
         }
         if self.labels is not None:
-            meta["decoding"] = decoding_spec(self.task_type, self.labels.tokens)
+            meta["decoding"] = decoding_spec(self.task_type, self.labels.tokens, self.crf)
         if self.char_vocab is not None:
             meta["inputs"]["char_ids"] = {"dtype": "int32", "shape": ["batch", "time", self.max_word_chars],
                                           "tflite_shape": [1, "time", self.max_word_chars],

@@ -17,6 +17,7 @@ import numpy as np
 from kerasrnn.config import Config
 from kerasrnn.data.pipeline import EncodedData
 from kerasrnn.data.readers import FORMATS, Example, data_dir, read_examples
+from kerasrnn.models.sequence_tagger import crf_decoding
 from kerasrnn.preprocessor import Preprocessor
 
 
@@ -55,6 +56,7 @@ def load_run(run_dir) -> Run:
     preprocessor = Preprocessor.from_run_dir(run_dir, config)
     model = load_model(run_dir / "model.keras")
     check_consistent(run_dir, config, model, preprocessor)
+    preprocessor.crf = crf_decoding(model)
     return Run(config, model, preprocessor)
 
 

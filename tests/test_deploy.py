@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 from deploy import benchmark as benchmark_cli
@@ -181,3 +182,60 @@ def test_a_changed_python_tokenizer_rule_fails_the_node_check(exported_run, tmp_
     assert code == 1 and not summary["passed"]
     failed = {f["case"] for f in summary["shown"] if f["what"] == "tokens"}
     assert {"clitics", "clitics_upper", "negation_alone"} <= failed
+
+
+def _bio_file(path, n, seed):
+    """Sentences whose entity spans follow from the words: 'new york' is a place, 'ann' a person."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(n):
+        for phrase in rng.choice(["the", "in", "new york", "ann", "saw", "city"], size=rng.integers(3, 7)):
+            words = phrase.split()
+            kind = {"new york": "LOC", "ann": "PER"}.get(phrase)
+            for i, word in enumerate(words):
+                lines.append(f"{word}\t{'O' if kind is None else ('B-' if i == 0 else 'I-') + kind}")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_crf_tagger_exports_with_its_scores_and_every_client_decodes_like_keras(tmp_path):
+    from kerasrnn.run import load_run
+    from kerasrnn.runtime.predictor import Predictor
+    from kerasrnn.text.bio import decode_tags
+
+    files = [_bio_file(tmp_path / f"{s}.txt", n, i) for i, (s, n) in enumerate([("train", 60), ("dev", 12),
+                                                                                 ("test", 12)])]
+    config = tmp_path / "crf.toml"
+    config.write_text(
+        '[task]\nname = "tiny_ner"\ntype = "tagging"\nmetric = "f1"\n'
+        f'[data]\nformat = "conll"\ntrain_file = "{files[0]}"\ndev_file = "{files[1]}"\ntest_file = "{files[2]}"\n'
+        "min_count = 1\n[model]\nunits = 8\nembedding_dim = 8\noutput_dim = 8\nchar_filters = 4\n"
+        "char_embedding_dim = 4\ncrf = true\n[training]\nepochs = 3\nbatch_size = 8\nlearning_rate = 0.02\n")
+    out = tmp_path / "run"
+    assert train_cli.main(["--config", str(config), "--output-dir", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["test"]["f1"] > 0.5
+    assert export_cli.main(["--run-dir", str(out), "--latency-runs", "2", "--calibration-sentences", "40",
+                            "--int8-fixed-length", "0", "--int8-chunk", "0"]) == 0
+    meta = json.loads((out / "export" / "metadata.json").read_text())
+    run = load_run(out)
+    scores = run.model.crf_decoding()
+    assert meta["decoding"]["method"] == "crf_viterbi"
+    np.testing.assert_array_equal(meta["decoding"]["transitions"], scores["transitions"])
+    fp32 = json.loads((out / "export" / "report.json").read_text())["artifacts"]["model_fp32.onnx"]
+    assert fp32["parity"]["max_abs"] <= 1e-4 and fp32["test_metric"] == pytest.approx(fp32["keras_test_metric"])
+    # the Predictor of the export decodes with the metadata's scores: the Keras model's tags under its CRF
+    from kerasrnn.runtime.runners import KerasRunner, run_batched
+
+    text = "ann saw new york in the city"
+    (probs,) = run_batched(KerasRunner(model=run.model), run.encode([_example(text)]))
+    (predicted,) = Predictor(out / "export" / "model_fp32.onnx").predict([text])
+    assert predicted["tags"] == decode_tags(probs, run.labels.tokens, scores)
+    code, summary = node.conformance(out / "export")
+    assert code == 0 and summary["passed"] and summary["failures"] == 0, summary["shown"]
+
+
+def _example(text):
+    from kerasrnn.data.readers import Example
+
+    return Example(tuple(text.split()))

@@ -132,14 +132,17 @@ class Bundle {
     const n = d.labels.length;
     if (!probs.length) return [];
     const score = probs.map((row) => row.map((p) => Math.log(Math.min(Math.max(p, d.prob_floor), 1))));
-    let best = score[0].map((s, j) => (d.start_allowed[j] ? s : -Infinity));
+    // crf_viterbi adds a CRF's learned transition, start and end scores; bio_viterbi has none
+    const crf = d.method === 'crf_viterbi';
+    const move = (i, j) => (crf ? d.transitions[i][j] : 0);
+    let best = score[0].map((s, j) => (d.start_allowed[j] ? s + (crf ? d.start[j] : 0) : -Infinity));
     const back = [];
     for (let t = 1; t < score.length; t++) {
       const next = new Array(n), from = new Array(n);
       for (let j = 0; j < n; j++) {
         let arg = -1, value = -Infinity;
         for (let i = 0; i < n; i++) {
-          const v = d.allowed[i][j] ? best[i] : -Infinity;
+          const v = d.allowed[i][j] ? best[i] + move(i, j) : -Infinity;
           if (arg < 0 || v > value) { arg = i; value = v; }
         }
         from[j] = arg;
@@ -148,6 +151,7 @@ class Bundle {
       back.push(from);
       best = next;
     }
+    if (crf) best = best.map((b, j) => b + d.end[j]);
     const path = [Bundle.argmax(best)];
     for (let t = back.length - 1; t >= 0; t--) path.push(back[t][path[path.length - 1]]);
     return path.reverse().map((j) => d.labels[j]);
@@ -172,9 +176,9 @@ class Bundle {
     if (this.meta.task_type === 'tagging') {
       const p = probs.slice(0, tokens.length);
       const argmax = p.map(Bundle.argmax);
-      if (d.method === 'bio_viterbi') {
+      if (d.method === 'bio_viterbi' || d.method === 'crf_viterbi') {
         const tags = this.viterbi(p);
-        return {argmax, tags, entities: Bundle.entities(tags, tokens)};
+        return d.entities ? {argmax, tags, entities: Bundle.entities(tags, tokens)} : {argmax, tags};
       }
       return {argmax, tags: argmax.map((j) => d.labels[j])};
     }

@@ -83,12 +83,12 @@ def cases(test_examples, n_test: int = TEST_SENTENCES, seed: int = 0) -> list[tu
     return [*((f"test:{i}", " ".join(test_examples[i].tokens)) for i in pick), *HARD_CASES]
 
 
-def _outputs(task_type: str, labels, tokens_per_case, probs) -> list[dict]:
+def _outputs(task_type: str, labels, tokens_per_case, probs, crf=None) -> list[dict]:
     out, bio = [], is_bio(labels)
     for tokens, p in zip(tokens_per_case, probs, strict=True):
         if task_type == "tagging":
             p = np.asarray(p)[: len(tokens)]
-            tags = decode_tags(p, labels)
+            tags = decode_tags(p, labels, crf)
             entry = {"argmax": p.argmax(-1).astype(int).tolist(), "tags": tags}
             if bio:
                 entry["entities"] = [[kind, start, end, " ".join(tokens[start:end])]
@@ -133,7 +133,7 @@ def build(preprocessor, export_dir, artifacts, test_examples) -> dict:
     checked = []
     if labels is not None:
         for name, probs in _row_outputs(export_dir, artifacts, data, **b.sizes):
-            for case, entry in zip(doc_cases, _outputs(b.task_type, labels, tokens, probs),
+            for case, entry in zip(doc_cases, _outputs(b.task_type, labels, tokens, probs, b.crf),
                                    strict=True):
                 case["outputs"][name] = entry
             checked.append(name)

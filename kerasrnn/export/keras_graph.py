@@ -45,7 +45,7 @@ ACTIVATIONS = {
     "gelu": lambda x: tf.nn.gelu(x, approximate=False), "exponential": tf.exp,
     "hard_sigmoid": lambda x: tf.nn.relu6(x + 3.0) / 6.0, "leaky_relu": lambda x: tf.nn.leaky_relu(x, 0.2),
 }
-IDENTITY_LAYERS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+IDENTITY_LAYERS = ("CRF", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
                    "ActivityRegularization")
 SUPPORTED = ("InputLayer, Embedding, LSTM, GRU (return_sequences true or false, go_backwards), Bidirectional "
              "(every merge_mode), Dense, TimeDistributed(Dense), Dropout, SpatialDropout1D, GaussianNoise, "

@@ -244,7 +244,7 @@ def prune_and_export(run, export_dir: Path, settings, train_examples, test_examp
         to_tflite(saved, path, QuantizationConfig.for_float32())
     runner = TFLiteRunner(path, **run.preprocessor.sizes)
     probs = run_batched(runner, test_data)
-    metric = score(config, test_examples, run.labels, probs)[config.task.metric]
+    metric = score(config, test_examples, run.labels, probs, run.preprocessor.crf)[config.task.metric]
     return {
         "file": path.name, "sparsity": result.sparsity, "measured_sparsity": round(result.measured_sparsity, 4),
         "fine_tune_steps": result.steps, "test_metric": metric, "bytes": path.stat().st_size,

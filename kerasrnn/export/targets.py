@@ -79,7 +79,7 @@ class TaskTarget(RunTarget):
         return np.concatenate(outputs) if self.config.task.type == "tagging" else np.stack(outputs)
 
     def metric(self, examples, outputs) -> float:
-        return score(self.config, examples, self.run.labels, outputs)[self.config.task.metric]
+        return score(self.config, examples, self.run.labels, outputs, self.run.preprocessor.crf)[self.config.task.metric]
 
     def keras_entry(self, examples, reference) -> dict:
         return {"test_metric": self.metric(examples, reference)}

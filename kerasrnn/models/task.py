@@ -14,12 +14,13 @@ class Task(keras.Model):
         encoder: ContextualEncoder or its serialized config. The backbone.
         num_outputs: int. Size of the head.
         dropout: float. Dropout before the head. Defaults to 0.0.
+        output_layer: a layer the logits pass through (not serialized: subclasses rebuild it). Defaults to None.
     """
 
     head_name = "logits"
     size_name = "num_outputs"
 
-    def __init__(self, encoder, num_outputs, dropout=0.0, **kwargs):
+    def __init__(self, encoder, num_outputs, dropout=0.0, output_layer=None, **kwargs):
         if isinstance(encoder, dict) and "class_name" in encoder:
             encoder = keras.saving.deserialize_keras_object(encoder)
         inputs = {name: keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=name)
@@ -27,6 +28,8 @@ class Task(keras.Model):
         x = self.features(encoder(inputs))
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
         logits = keras.layers.Dense(num_outputs, name=self.head_name)(x)
+        if output_layer is not None:  # a layer the logits pass through (the tagger's CRF)
+            logits = output_layer(logits)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
         self.encoder = encoder
         self.dropout = dropout

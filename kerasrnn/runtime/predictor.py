@@ -43,7 +43,7 @@ class Predictor:
         for tokens, probs in zip(token_lists, run_batched(self.runner, data), strict=True):
             if b.task_type == "tagging":
                 probs = probs[: len(tokens)]
-                tags = decode_tags(probs, b.labels.tokens)
+                tags = decode_tags(probs, b.labels.tokens, b.crf)
                 ids = np.array([b.labels.lookup(tag) for tag in tags], dtype=np.int64)
                 results.append({"tokens": tokens, "tags": tags,
                                 "probabilities": [float(p) for p in probs[np.arange(len(ids)), ids]]})

@@ -47,40 +47,62 @@ def bio_transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 PROB_FLOOR = 1e-12
 
 
-def bio_decode(probs: np.ndarray, tags: Sequence[str]) -> list[str]:
-    """The most probable tag sequence that is valid BIO (an `I-T` only after `B-T` or `I-T`), by Viterbi over
-    log-probabilities [T, num_tags]. Argmax decoding can emit `O I-T` or `B-S I-T`, which breaks entity spans.
-    `decoding_spec` says the same in data, for apps."""
-    tags = list(tags)
-    allowed, start = bio_transitions(tags)
-    n = len(tags)
-    scores = np.log(np.clip(np.asarray(probs, dtype=np.float64), PROB_FLOOR, 1.0))
+def viterbi(scores: np.ndarray, allowed: np.ndarray, start_allowed: np.ndarray, crf: dict | None = None
+            ) -> list[int]:
+    """The best path (tag indices) through `scores` [T, num_tags] (float64) over `allowed[prev, next]` transitions
+    starting at a `start_allowed` tag; with `crf` ({"transitions", "start", "end"} arrays, a CRF layer's
+    `decoding()`), the path score adds transitions[prev, next], start[first] and end[last]. Ties: the lowest index."""
+    n = scores.shape[1] if len(scores) else len(start_allowed)
     if len(scores) == 0:
         return []
-    best = np.where(start, scores[0], -np.inf)
+    moves = np.zeros((n, n)) if crf is None else np.asarray(crf["transitions"], np.float64)
+    first = scores[0] + (0.0 if crf is None else np.asarray(crf["start"], np.float64))
+    best = np.where(start_allowed, first, -np.inf)
     back = np.zeros((len(scores), n), dtype=np.int64)
     for t in range(1, len(scores)):
-        candidates = np.where(allowed, best[:, None], -np.inf)
+        candidates = np.where(allowed, best[:, None] + moves, -np.inf)
         back[t] = candidates.argmax(0)
         best = candidates.max(0) + scores[t]
+    if crf is not None:
+        best = best + np.asarray(crf["end"], np.float64)
     path = [int(best.argmax())]
     for t in range(len(scores) - 1, 0, -1):
         path.append(int(back[t, path[-1]]))
-    return [tags[i] for i in reversed(path)]
+    return path[::-1]
 
 
-def decode_tags(probs: np.ndarray, tags: Sequence[str]) -> list[str]:
+def log_probs(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(np.asarray(probs, dtype=np.float64), PROB_FLOOR, 1.0))
+
+
+def bio_decode(probs: np.ndarray, tags: Sequence[str], crf: dict | None = None) -> list[str]:
+    """The most probable tag sequence that is valid BIO (an `I-T` only after `B-T` or `I-T`), by Viterbi over
+    log-probabilities [T, num_tags] (plus a CRF's scores, when given). Argmax decoding can emit `O I-T` or
+    `B-S I-T`, which breaks entity spans. `decoding_spec` says the same in data, for apps."""
+    tags = list(tags)
+    allowed, start = bio_transitions(tags)
+    return [tags[i] for i in viterbi(log_probs(probs), allowed, start, crf)]
+
+
+def decode_tags(probs: np.ndarray, tags: Sequence[str], crf: dict | None = None) -> list[str]:
     """The tags an app reads from per-token probabilities [T, num_tags]: `bio_decode` for a BIO tag set, the
-    argmax of each position otherwise (what `decoding_spec` says)."""
+    argmax of each position otherwise; with a CRF's scores (`crf`), Viterbi under them (BIO-constrained for a BIO
+    tag set). What `decoding_spec` says."""
     tags = list(tags)
     if is_bio(tags):
-        return bio_decode(probs, tags)
+        return bio_decode(probs, tags, crf)
+    if crf is not None:
+        n = len(tags)
+        return [tags[i] for i in viterbi(log_probs(probs), np.ones((n, n), bool), np.ones(n, bool), crf)]
     return [tags[i] for i in np.asarray(probs).argmax(-1)]
 
 
-def decoding_spec(task_type: str, labels: Sequence[str]) -> dict:
-    """How an app turns the model's probabilities into tags or a label: the `decoding` section of metadata.json."""
+def decoding_spec(task_type: str, labels: Sequence[str], crf: dict | None = None) -> dict:
+    """How an app turns the model's probabilities into tags or a label: the `decoding` section of metadata.json.
+    `crf`: a CRF tagger's learned scores (`SequenceTagger.crf_decoding()`)."""
     labels = list(labels)
+    if crf is not None:
+        return _crf_spec(labels, crf)
     if task_type == "classification":
         spec = {"method": "argmax", "labels": labels,
                 "rule": "the label of the largest probability (ties: the lowest index)"}
@@ -103,3 +125,26 @@ def decoding_spec(task_type: str, labels: Sequence[str]) -> dict:
                      "T (after any other tag it starts one), O or another type ends it; an entity is [type, first "
                      "token, last token + 1]"),
     }
+
+
+def _crf_spec(labels: list[str], crf: dict) -> dict:
+    bio = is_bio(labels)
+    n = len(labels)
+    allowed, start = bio_transitions(labels) if bio else (np.ones((n, n), bool), np.ones(n, bool))
+    spec = {
+        "method": "crf_viterbi", "labels": labels, "per_token": True,
+        "allowed": allowed.astype(int).tolist(), "start_allowed": start.astype(int).tolist(),
+        "transitions": [[float(x) for x in row] for row in crf["transitions"]],
+        "start": [float(x) for x in crf["start"]], "end": [float(x) for x in crf["end"]],
+        "prob_floor": PROB_FLOOR,
+        "rule": ("Viterbi over score[t][j] = ln(max(p[t][j], prob_floor)) in float64 and the CRF's learned scores: "
+                 "best[j] = score[0][j] + start[j] where start_allowed[j], else -infinity; for t = 1..T-1 and each "
+                 "j: back[t][j] = the i of the largest best[i] + transitions[i][j] among allowed[i][j] == 1 (ties: "
+                 "the lowest i), new best[j] = best[back[t][j]] + transitions[back[t][j]][j] + score[t][j]; the "
+                 "last tag is the j of the largest best[j] + end[j] (ties: the lowest j), then follow back"),
+    }
+    if bio:
+        spec["entities"] = ("read the tags left to right: B-T starts an entity of type T, I-T continues an entity of "
+                            "type T (after any other tag it starts one), O or another type ends it; an entity is "
+                            "[type, first token, last token + 1]")
+    return spec

@@ -23,7 +23,7 @@ def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_siz
         token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"), name="encoder",
     )
     if config.task.type == "tagging":
-        return SequenceTagger(encoder, num_labels, dropout=m.head_dropout, name="tagger")
+        return SequenceTagger(encoder, num_labels, dropout=m.head_dropout, crf=m.crf, name="tagger")
     return TextClassifier(encoder, num_labels, dropout=m.head_dropout, name="classifier")
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from kerasrnn.files import atomic_save_model
 from kerasrnn.metrics import score
+from kerasrnn.models.sequence_tagger import crf_decoding
 from kerasrnn.trainers.checkpoints import epoch_ended, fault
 from kerasrnn.trainers.evaluation import log_prob_function, perplexity, predict
 
@@ -62,7 +63,7 @@ class DevMetric(BestWeights):
 
         self.runner = self.runner or KerasRunner(model=self.model)
         probs = predict(self.model, self.data, runner=self.runner)
-        return score(self.config, self.examples, self.labels, probs)[self.name]
+        return score(self.config, self.examples, self.labels, probs, crf_decoding(self.model))[self.name]
 
 
 class DevPerplexity(BestWeights):

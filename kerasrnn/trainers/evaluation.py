@@ -71,7 +71,7 @@ def evaluate(run_dir, path, *, artifact=None) -> dict:
         probs = predict(run.model, data)
     else:
         probs = run_batched(load_runner(artifact, **run.preprocessor.sizes), data)
-    result = score(run.config, examples, run.labels, probs)
+    result = score(run.config, examples, run.labels, probs, run.preprocessor.crf)
     if artifact is not None:
         result["artifact"] = str(artifact)
     atomic_write_json(result, run_dir / "eval.json")

@@ -20,6 +20,7 @@ from kerasrnn.data.pipeline import EncodedData, steps_per_epoch, training_datase
 from kerasrnn.data.readers import Example
 from kerasrnn.files import atomic_save_model, atomic_write_json, make_dir
 from kerasrnn.metrics import score
+from kerasrnn.models.sequence_tagger import crf_decoding
 from kerasrnn.preprocessor import Preprocessor
 from kerasrnn.run import read_splits
 from kerasrnn.safe_load import load_model
@@ -271,7 +272,8 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
     result = {
         "task": config.task.name,
         "metric": metric,
-        **{split: score(config, splits.examples[split], labels, predict(model, splits.data[split]))
+        **{split: score(config, splits.examples[split], labels, predict(model, splits.data[split]),
+                        crf_decoding(model))
            for split in ("dev", "test")},
         "train_seconds": round(train_seconds, 1),
         "train_tokens_per_second": round(float(splits.data["train"].lengths.sum()) * epochs_run / train_seconds, 1),
