@@ -231,6 +231,7 @@ def test_a_crf_tagger_exports_with_its_scores_and_every_client_decodes_like_kera
     (probs,) = run_batched(KerasRunner(model=run.model), run.encode([_example(text)]))
     (predicted,) = Predictor(out / "export" / "model_fp32.onnx").predict([text])
     assert predicted["tags"] == decode_tags(probs, run.labels.tokens, scores)
+    assert Predictor(out / "model.keras").predict([text])[0]["tags"] == predicted["tags"]
     code, summary = node.conformance(out / "export")
     assert code == 0 and summary["passed"] and summary["failures"] == 0, summary["shown"]
 

@@ -3,10 +3,11 @@
     python -m training.recipes [--recipes pos_ewt,sentiment_sst2] [--runs-dir runs] [--ablations] [--force]
 
 Each recipe `training/configs/NAME.toml` trains into `RUNS/NAME` (one `python -m training.train` process each, as a
-user would run it); a run directory whose `config.toml` equals the config and that holds `metrics.json` is reused, so
-the table can be rewritten without training again (`--force` retrains). Writes `RUNS/results.md` and
-`RUNS/results.json`. `--ablations` also trains the variants of `training/ablations.toml` (a recipe with one lever
-changed) into `RUNS/ablations/NAME/VARIANT` and writes `RUNS/ablations.md`: lever -> metric per task.
+user would run it); a run directory whose `config.toml` reads as the same config and that holds `metrics.json` is
+reused, so the table can be rewritten without training again (`--force` retrains); a run directory of another config
+is replaced. Writes `RUNS/results.md` and `RUNS/results.json`. `--ablations` also trains the variants of
+`training/ablations.toml` (a recipe with one lever changed) into `RUNS/ablations/NAME/VARIANT` and writes
+`RUNS/ablations.md`: lever -> metric per task.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -88,12 +90,16 @@ def read_ablations(path: Path) -> dict:
 
 def train_once(config, out: Path, force: bool) -> dict:
     """The run's metrics.json, training it first unless `out` holds a finished run of this very config."""
+    from kerasrnn.config import Config
+
     metrics = out / "metrics.json"
-    same = (out / "config.toml").is_file() and (out / "config.toml").read_text(encoding="utf-8") == config.to_toml()
+    same = (out / "config.toml").is_file() and Config.load(out / "config.toml") == config  # keys added since: defaults
     if metrics.is_file() and same and not force:
         print(f"{out}: reusing the finished run", flush=True)
         return json.loads(metrics.read_text(encoding="utf-8"))
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists():  # a run of another config (or --force): its checkpoints and export would not belong to the new one
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
     config_file = out.with_name(out.name + ".toml")
     config.save(config_file)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}

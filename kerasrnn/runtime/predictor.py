@@ -29,6 +29,8 @@ class Predictor:
             raise ValueError(f"{model_path}: a language model's embedder outputs vectors, not tags or labels; "
                              "use kerasrnn.Embedder")
         self.runner = load_runner(model_path, num_threads=num_threads, **b.sizes)
+        if b.crf is None and callable(getattr(getattr(self.runner, "model", None), "crf_decoding", None)):
+            b.crf = self.runner.model.crf_decoding()  # a run folder's .keras CRF tagger (an export's is in metadata)
         self.tokenizer = WordTokenizer()
 
     def predict(self, sentences) -> list[dict]:
