@@ -23,6 +23,9 @@ def main(argv=None):
     from torch import nn
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+    from benchmarks.calibration import calibration_ms
+
+    calibration_before = calibration_ms()
     saved = np.load(path)
     meta = json.loads(str(saved["meta"]))
     torch.set_num_threads(threads)
@@ -83,7 +86,8 @@ def main(argv=None):
         tokens_seen.append(int(lengths.sum()))
         losses.append(float(loss))
     result = {"ends": ends, "waits": waits, "tokens": tokens_seen, "losses": losses,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+              "calibration_ms": [calibration_before, calibration_ms()]}
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 

@@ -25,6 +25,9 @@ from kerasrnn.files import atomic_write_json
 ROOT = Path(__file__).resolve().parents[1]  # the workers run `python -m benchmarks.*` from here
 WARMUP_STEPS = 5
 SYNTHETIC = {"synthetic_long": (16, 256), "synthetic_64x64": (64, 64)}  # rows per batch, tokens per row
+# real_long: the real training sentences joined 8 at a time into long rows of real length spread, 16 rows a batch,
+# bucketed by length like every training batch of ours
+REAL_LONG = (16, 8)  # rows per batch, sentences per row
 
 
 def batches_for(config, data, steps: int, seed: int):
@@ -65,9 +68,23 @@ def load_case(config_path: str, case: str, seed: int):
         rows, length = SYNTHETIC[case]
         config = config.replace("training", batch_size=rows)
         return config, synthetic_data(vocab_size, num_labels, 4 * rows, length, seed), vocab_size, num_labels
-    if case != "real":
-        raise ValueError(f"unknown benchmark case {case!r}; choose real, {', '.join(SYNTHETIC)}")
-    return config, preprocessor.encode(examples, targets=True), vocab_size, num_labels
+    if case not in ("real", "real_long"):
+        raise ValueError(f"unknown benchmark case {case!r}; choose real, real_long, {', '.join(SYNTHETIC)}")
+    data = preprocessor.encode(examples, targets=True)
+    if case == "real_long":
+        rows, joined = REAL_LONG
+        config = config.replace("training", batch_size=rows)
+        data = joined_rows(data, joined)
+    return config, data, vocab_size, num_labels
+
+
+def joined_rows(data, k: int):
+    """Each run of `k` consecutive rows of `data` (ids and targets) as one row."""
+    from kerasrnn.data.pipeline import EncodedData
+
+    groups = [range(i, min(i + k, len(data))) for i in range(0, len(data), k)]
+    return EncodedData([np.concatenate([data.token_ids[j] for j in g]) for g in groups], None,
+                       [np.concatenate([data.targets[j] for j in g]) for g in groups])
 
 
 def save_batches(config, data, batches, vocab_size: int, num_labels: int, path: Path) -> Path:
@@ -97,9 +114,11 @@ def run_ours(path: str, threads: int) -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     import keras
 
+    from benchmarks.calibration import calibration_ms
     from kerasrnn.config import Config
     from kerasrnn.trainers.build import build_model, make_optimizer
 
+    calibration_before = calibration_ms()
     saved = np.load(path)
     meta = json.loads(str(saved["meta"]))
     config = Config.from_dict(tomllib.loads(meta["config"]))
@@ -131,7 +150,8 @@ def run_ours(path: str, threads: int) -> dict:
     waits = [0.0] + [b - e for b, e in zip(begins[1:], ends[:-1], strict=True)]
     tokens = [int((saved[f"tok_{i}"] != 0).sum()) for i in range(n)]
     return {"ends": ends, "waits": waits, "tokens": tokens, "losses": losses,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "calibration_ms": [calibration_before, calibration_ms()]}
 
 
 def summarise(raw: dict) -> dict:
@@ -149,6 +169,8 @@ def summarise(raw: dict) -> dict:
         "data_wait_fraction": round(float(np.sum(raw["waits"][WARMUP_STEPS:])) / total, 4),
         "first_loss": round(raw["losses"][0], 4),
         "last_loss": round(float(np.mean(raw["losses"][-10:])), 4),
+        # the fixed workload (benchmarks.calibration) before and after the worker's steps
+        "calibration_ms": raw.get("calibration_ms"),
     }
 
 
@@ -161,6 +183,7 @@ def combine(runs: list[dict]) -> dict:
             "ms_per_step": median("ms_per_step", 2), "ms_per_step_mean": median("ms_per_step_mean", 2),
             "data_wait_fraction": median("data_wait_fraction", 4),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "calibration_ms": round(float(np.median([x for r in runs for x in r["calibration_ms"] or []] or [0])), 3),
             "runs_tokens_per_second": [r["nonpad_tokens_per_second"] for r in runs]}
 
 
@@ -206,8 +229,10 @@ def plot(result: dict, path: Path) -> None:
                     ha="center")
     ax.set_xticks(x, cases)
     ax.set_ylabel("non-pad tokens / second (training)")
+    loads = [row["load_average"]["before"][0] for row in result["cases"].values()]
     ax.set_title(f"{result['config']}: {result['threads']} threads, {result['steps']} steps, "
-                 f"median of {result['repeats']} runs")
+                 f"median of {result['repeats']} runs\ncalibration {result['calibration_ms']:.1f} ms "
+                 f"(1024x1024 matmul), 1-min load {min(loads):.2f}-{max(loads):.2f}", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -229,6 +254,7 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
         if case == "real":
             real = config, data
         case_steps = steps if case == "real" else max(steps // 4, 10)
+        load_before = [round(x, 2) for x in os.getloadavg()]
         batches = batches_for(config, data, case_steps, seed)
         path = save_batches(config, data, batches, vocab_size, num_labels, output_dir / f"batches_{case}.npz")
         row = {"batch_size": config.training.batch_size,
@@ -243,12 +269,16 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
         finally:
             path.unlink(missing_ok=True)
         row.update({side: combine(side_runs) for side, side_runs in runs.items()})
+        # 1, 5 and 15-minute load averages of the machine before and after the case (other work shows here)
+        row["load_average"] = {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]}
         row["ratio"] = round(row["ours"]["nonpad_tokens_per_second"] / row["pytorch"]["nonpad_tokens_per_second"], 3)
         row["ratio_per_run"] = [round(o["nonpad_tokens_per_second"] / p["nonpad_tokens_per_second"], 3)
                                 for o, p in zip(runs["ours"], runs["pytorch"], strict=True)]
         result["cases"][case] = row
     main = result["cases"][cases[0]]
     result.update(ours=main["ours"], pytorch=main["pytorch"], ratio=main["ratio"])
+    result["calibration_ms"] = round(float(np.median([row[side]["calibration_ms"] for row in result["cases"].values()
+                                                      for side in ("ours", "pytorch")])), 3)
     pads = padding_report(*(real or load_case(config_path, "real", seed)[:2]), seed)
     result["padding_fraction"] = pads["bucketed"]
     result["padding_fraction_unbucketed"] = pads["unbucketed"]

@@ -74,12 +74,34 @@ def test_saved_batches_are_what_both_sides_train_on(tiny):
 
 def test_repeated_runs_give_medians_and_the_largest_peak_memory():
     runs = [{"nonpad_tokens_per_second": t, "ms_per_step": m, "ms_per_step_mean": m + 1, "data_wait_fraction": w,
-             "peak_rss_mb": rss, "steps_timed": 95, "first_loss": 3.0, "last_loss": 1.0}
-            for t, m, w, rss in [(900.0, 40.0, 0.01, 700.0), (1200.0, 30.0, 0.03, 650.0), (1000.0, 35.0, 0.02, 720.0)]]
+             "peak_rss_mb": rss, "steps_timed": 95, "first_loss": 3.0, "last_loss": 1.0, "calibration_ms": cal}
+            for (t, m, w, rss), cal in zip( [(900.0, 40.0, 0.01, 700.0), (1200.0, 30.0, 0.03, 650.0), (1000.0, 35.0, 0.02, 720.0)],
+                                           [[10.0, 12.0], [11.0, 30.0], [9.0, 10.5]], strict=True)]
     c = tb.combine(runs)
     assert c["nonpad_tokens_per_second"] == 1000.0 and c["ms_per_step"] == 35.0 and c["ms_per_step_mean"] == 36.0
     assert c["data_wait_fraction"] == 0.02 and c["peak_rss_mb"] == 720.0
     assert c["runs_tokens_per_second"] == [900.0, 1200.0, 1000.0]
+    assert c["calibration_ms"] == 10.75  # the median of every before and after figure
+
+
+def test_the_calibration_workload_times_a_fixed_matmul():
+    from benchmarks.calibration import calibration_ms
+
+    assert 0.1 < calibration_ms(repeats=3, warmup=1) < 10_000
+
+
+def test_real_long_rows_join_real_sentences_with_their_targets(tiny):
+    _, config = tiny
+    cfg, data, _, _ = tb.load_case(str(config), "real", seed=0)
+    cfg_long, long, _, _ = tb.load_case(str(config), "real_long", seed=0)
+    rows, k = tb.REAL_LONG
+    assert cfg_long.training.batch_size == rows and len(long) == -(-len(data) // k)
+    np.testing.assert_array_equal(long.token_ids[1], np.concatenate(data.token_ids[k : 2 * k]))
+    np.testing.assert_array_equal(long.targets[1], np.concatenate(data.targets[k : 2 * k]))
+    assert long.lengths.sum() == data.lengths.sum()
+    batches = tb.batches_for(cfg_long, long, steps=4, seed=0)
+    spread = [np.ptp(long.lengths[b]) for b in batches]
+    assert np.median(spread) < np.ptp(long.lengths)  # bucketed: rows of a batch have similar lengths
 
 
 def test_repeats_below_one_are_refused(tmp_path):

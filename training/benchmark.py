@@ -22,9 +22,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per side and case, taking turns; figures are medians (default 3)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cases", default="real,synthetic_64x64,synthetic_long",
+    parser.add_argument("--cases", default="real,synthetic_64x64,synthetic_long,real_long",
                         help="real (the config's training data), synthetic_long (16 x 256 random ids), "
-                        "synthetic_64x64 (64 x 64 random ids)")
+                        "synthetic_64x64 (64 x 64 random ids), real_long (the training sentences joined 8 at a time: "
+                        "long rows of real lengths, 16 per batch, bucketed)")
     args = parser.parse_args(argv)
     if importlib.util.find_spec("torch") is None:
         print('error: PyTorch is not installed; the reference side needs it: .venv/bin/pip install -e ".[bench]" '
