@@ -75,7 +75,8 @@ def test_saved_batches_are_what_both_sides_train_on(tiny):
 def test_repeated_runs_give_medians_and_the_largest_peak_memory():
     runs = [{"nonpad_tokens_per_second": t, "ms_per_step": m, "ms_per_step_mean": m + 1, "data_wait_fraction": w,
              "peak_rss_mb": rss, "steps_timed": 95, "first_loss": 3.0, "last_loss": 1.0, "calibration_ms": cal}
-            for (t, m, w, rss), cal in zip( [(900.0, 40.0, 0.01, 700.0), (1200.0, 30.0, 0.03, 650.0), (1000.0, 35.0, 0.02, 720.0)],
+            for (t, m, w, rss), cal in zip([(900.0, 40.0, 0.01, 700.0), (1200.0, 30.0, 0.03, 650.0),
+                                            (1000.0, 35.0, 0.02, 720.0)],
                                            [[10.0, 12.0], [11.0, 30.0], [9.0, 10.5]], strict=True)]
     c = tb.combine(runs)
     assert c["nonpad_tokens_per_second"] == 1000.0 and c["ms_per_step"] == 35.0 and c["ms_per_step_mean"] == 36.0
