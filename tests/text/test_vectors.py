@@ -125,3 +125,21 @@ def test_a_run_starts_from_the_vectors_and_frozen_keeps_them(tmp_path, glove):
     # frozen is part of the saved architecture: the loaded model and its optimizer agree
     assert run.model.encoder.token_embedding.trainable is False
     assert run.model.encoder.get_config()["token_embedding_trainable"] is False
+
+
+def test_a_language_model_starts_its_input_embedding_from_the_vectors(tmp_path, glove):
+    from kerasrnn.run import load_run
+    from tests.test_pretraining import lm_config, text_file
+    from training import train as train_cli
+
+    config = lm_config(tmp_path, [text_file(tmp_path / "a.txt", 40, 0)], text_file(tmp_path / "t.txt", 10, 1))
+    text = config.read_text().replace("embedding_dim = 8\n", 'embedding_dim = 50\nstatic_vectors = "glove-6b-50d"\n'
+                                      'static_vectors_mode = "frozen"\n').replace("epochs = 15", "epochs = 1")
+    config.write_text(text)
+    out = tmp_path / "lm"
+    assert train_cli.main(["--config", str(config), "--output-dir", str(out)]) == 0
+    run = load_run(out)
+    table = run.model.token_embedding.get_weights()[0]
+    for word in ("river", "bank", "money"):
+        np.testing.assert_array_equal(table[run.vocab.lookup(word)], glove.matrix[glove.index[word]])
+    assert run.model.get_config()["token_embedding_trainable"] is False
