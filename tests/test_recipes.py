@@ -56,6 +56,7 @@ def test_finished_runs_are_reused_and_the_tables_are_written_from_them(tmp_path,
 def test_a_changed_config_is_trained_again(tmp_path, monkeypatch):
     config = Config.load(recipes.CONFIGS / "sentiment_sst2.toml")
     _finished_run(tmp_path / "r", config, 0.85)
+    (tmp_path / "r" / "export").mkdir()  # the old run's export must not survive beside the new model
     calls = []
 
     class Done:
@@ -63,9 +64,12 @@ def test_a_changed_config_is_trained_again(tmp_path, monkeypatch):
 
     def fake_run(command, **kwargs):
         calls.append(command)
+        assert not (tmp_path / "r" / "export").exists()
+        (tmp_path / "r" / "metrics.json").write_text('{"test": {"accuracy": 0.5}}')
         return Done()
 
     monkeypatch.setattr(recipes.subprocess, "run", fake_run)
-    recipes.train_once(config.replace("training", seed=99), tmp_path / "r", force=False)
+    assert recipes.train_once(config.replace("training", seed=99), tmp_path / "r", force=False)["test"] == {
+        "accuracy": 0.5}
     assert calls and calls[0][-4:] == ["--config", str(tmp_path / "r.toml"), "--output-dir", str(tmp_path / "r")]
     assert Config.load(tmp_path / "r.toml").training.seed == 99
