@@ -139,7 +139,7 @@ def write_ablations(tables: dict, runs: Path) -> None:
             continue
         metric = entries[0][1]["metric"]
         base = entries[0][1]["test"][metric]
-        lines += [f"### {name} ({metric}, test split)", "", "| lever | dev | test | test vs recipe | train minutes |",
+        lines += [f"#### {name} ({metric}, test split)", "", "| lever | dev | test | test vs recipe | train minutes |",
                   "|---|---|---|---|---|"]
         for lever, m in entries:
             lines.append(f"| {lever} | {m['dev'][metric]:.4f} | {m['test'][metric]:.4f} | "
