@@ -105,6 +105,8 @@ class Config:
                "'fine_tune' or 'frozen'")
         _check(not self.model.crf or self.task.type == "tagging", "model.crf", "false unless task.type is 'tagging'")
         _check(self.model.static_vectors_words >= 0, "model.static_vectors_words", "at least 0")
+        _check(not self.model.static_vectors_words or self.task.type != "language_model", "model.static_vectors_words",
+               "0 for a language model (its vocabulary is what it predicts)")
         _check(not (self.model.static_vectors and self.model.init_from), "model.static_vectors",
                "empty with model.init_from (the pre-trained run's embedding starts the model)")
         for name in ("num_layers", "units", "embedding_dim", "output_dim"):

@@ -48,7 +48,7 @@ class Preprocessor:
         """Vocabularies of the training examples; with a pre-trained preprocessor, its vocabularies with the
         examples' new entries appended (pre-trained ids keep their meaning). With `model.static_vectors`, a
         training word the vectors know enters whatever its count, and the vectors' `static_vectors_words` most
-        frequent words are appended."""
+        frequent words are appended (task models only: a language model's vocabulary stays its own)."""
         d = config.data
         words = (e.tokens for e in examples)
         chars = ((c for c in tok) for e in examples for tok in e.tokens)
@@ -61,7 +61,9 @@ class Preprocessor:
                 from kerasrnn.text.vectors import load_static_vectors
 
                 vectors = load_static_vectors(config.model.static_vectors)
-            keep = (lambda t: t.lower() in vectors.index) if vectors is not None else None
+            # a language model's vocabulary is what it predicts: the vectors do not change it (same perplexity task)
+            lm = config.task.type == "language_model"
+            keep = (lambda t: t.lower() in vectors.index) if vectors is not None and not lm else None
             vocab = Vocabulary.build(words, min_count=d.min_count, max_size=d.max_vocab, lowercase=d.lowercase,
                                      keep=keep)
             if vectors is not None and config.model.static_vectors_words:

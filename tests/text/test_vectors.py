@@ -127,6 +127,19 @@ def test_a_run_starts_from_the_vectors_and_frozen_keeps_them(tmp_path, glove):
     assert run.model.encoder.get_config()["token_embedding_trainable"] is False
 
 
+def test_a_language_model_keeps_its_own_vocabulary_with_vectors(glove):
+    from kerasrnn.data.readers import Example
+
+    raw = {"task": {"name": "lm", "type": "language_model", "metric": "perplexity"},
+           "data": {"format": "tokens", "train_file": "x", "test_file": "x", "min_count": 2},
+           "model": {"embedding_dim": 50, "static_vectors": GLOVE}}
+    examples = [Example(tokens=("bank", "bank", "river"))]
+    assert Preprocessor.build(Config.from_dict(raw), examples).vocab.tokens == ["<pad>", "<unk>", "bank"]
+    raw["model"]["static_vectors_words"] = 10
+    with pytest.raises(ValueError, match="static_vectors_words must be 0 for a language model"):
+        Config.from_dict(raw)
+
+
 def test_a_language_model_starts_its_input_embedding_from_the_vectors(tmp_path, glove):
     from kerasrnn.run import load_run
     from tests.test_pretraining import lm_config, text_file
