@@ -11,7 +11,7 @@ from deploy import benchmark as benchmark_cli
 from deploy import export as export_cli
 from deploy import predict as predict_cli
 from tests.clients import node
-from tests.test_training import tagging_file, write_config
+from tests.test_training import tagging_file, tiny_config, write_config
 from training import evaluate as evaluate_cli
 from training import train as train_cli
 
@@ -206,12 +206,10 @@ def test_a_crf_tagger_exports_with_its_scores_and_every_client_decodes_like_kera
 
     files = [_bio_file(tmp_path / f"{s}.txt", n, i) for i, (s, n) in enumerate([("train", 60), ("dev", 12),
                                                                                  ("test", 12)])]
-    config = tmp_path / "crf.toml"
-    config.write_text(
-        '[task]\nname = "tiny_ner"\ntype = "tagging"\nmetric = "f1"\n'
-        f'[data]\nformat = "conll"\ntrain_file = "{files[0]}"\ndev_file = "{files[1]}"\ntest_file = "{files[2]}"\n'
-        "min_count = 1\n[model]\nunits = 8\nembedding_dim = 8\noutput_dim = 8\nchar_filters = 4\n"
-        "char_embedding_dim = 4\ncrf = true\n[training]\nepochs = 3\nbatch_size = 8\nlearning_rate = 0.02\n")
+    config = tiny_config(tmp_path / "crf.toml", 'name = "tiny_ner"\ntype = "tagging"\nmetric = "f1"', "conll", files,
+                         data="min_count = 1",
+                         model="units = 8\nembedding_dim = 8\noutput_dim = 8\nchar_filters = 4\nchar_embedding_dim = 4\n"
+                         "crf = true", training="epochs = 3\nbatch_size = 8\nlearning_rate = 0.02")
     out = tmp_path / "run"
     assert train_cli.main(["--config", str(config), "--output-dir", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["test"]["f1"] > 0.5

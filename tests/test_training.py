@@ -38,6 +38,15 @@ def write_config(tmp_path, train, dev, test, **training):
     return path
 
 
+def tiny_config(path, task: str, data_format: str, files, data: str = "", model: str = "", training: str = ""):
+    """A config file of a tiny run: `task` is the [task] table's lines, `files` (train, dev, test) in `data_format`;
+    `data`, `model` and `training` are further TOML lines of those tables."""
+    train, dev, test = files
+    path.write_text(f"[task]\n{task}\n[data]\nformat = \"{data_format}\"\ntrain_file = \"{train}\"\n"
+                    f"dev_file = \"{dev}\"\ntest_file = \"{test}\"\n{data}\n[model]\n{model}\n[training]\n{training}\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")

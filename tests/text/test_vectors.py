@@ -98,18 +98,16 @@ def _sst_file(path: Path, n: int, seed: int) -> Path:
 
 
 def test_a_run_starts_from_the_vectors_and_frozen_keeps_them(tmp_path, glove):
+    from tests.test_training import tiny_config
     from training import train as train_cli
 
     files = [_sst_file(tmp_path / f"{s}.txt", n, i) for i, (s, n) in enumerate([("train", 64), ("dev", 16),
                                                                                  ("test", 16)])]
-    config = tmp_path / "c.toml"
-    config.write_text(
-        '[task]\nname = "tiny_sst"\ntype = "classification"\n'
-        f'[data]\nformat = "sst"\ntrain_file = "{files[0]}"\ndev_file = "{files[1]}"\ntest_file = "{files[2]}"\n'
-        "use_chars = false\n"
-        '[model]\nunits = 8\nembedding_dim = 50\noutput_dim = 8\nstatic_vectors = "glove-6b-50d"\n'
-        'static_vectors_mode = "frozen"\nstatic_vectors_words = 100\n'
-        "[training]\nepochs = 2\nbatch_size = 8\nlearning_rate = 0.01\n")
+    config = tiny_config(tmp_path / "c.toml", 'name = "tiny_sst"\ntype = "classification"', "sst", files,
+                         data="use_chars = false",
+                         model='units = 8\nembedding_dim = 50\noutput_dim = 8\nstatic_vectors = "glove-6b-50d"\n'
+                         'static_vectors_mode = "frozen"\nstatic_vectors_words = 100',
+                         training="epochs = 2\nbatch_size = 8\nlearning_rate = 0.01")
     out = tmp_path / "out"
     assert train_cli.main(["--config", str(config), "--output-dir", str(out)]) == 0
     from kerasrnn.run import load_run
