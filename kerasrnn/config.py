@@ -107,8 +107,6 @@ class Config:
         _check(self.model.static_vectors_words >= 0, "model.static_vectors_words", "at least 0")
         _check(not self.model.static_vectors_words or self.task.type != "language_model", "model.static_vectors_words",
                "0 for a language model (its vocabulary is what it predicts)")
-        _check(not (self.model.static_vectors and self.model.init_from), "model.static_vectors",
-               "empty with model.init_from (the pre-trained run's embedding starts the model)")
         for name in ("num_layers", "units", "embedding_dim", "output_dim"):
             _check(getattr(self.model, name) >= 1, f"model.{name}", "at least 1")
         for name in ("dropout", "head_dropout"):

@@ -52,23 +52,23 @@ class Preprocessor:
         d = config.data
         words = (e.tokens for e in examples)
         chars = ((c for c in tok) for e in examples for tok in e.tokens)
+        vectors = None
+        if config.model.static_vectors:
+            from kerasrnn.text.vectors import load_static_vectors
+
+            vectors = load_static_vectors(config.model.static_vectors)
+        # a language model's vocabulary is what it predicts: the vectors do not change it (same perplexity task)
+        lm = config.task.type == "language_model"
+        keep = (lambda t: t.lower() in vectors.index) if vectors is not None and not lm else None
         if pretrained is not None:
-            vocab = pretrained.vocab.extended(words, d.min_count)
+            vocab = pretrained.vocab.extended(words, d.min_count, keep=keep)
             char_vocab = pretrained.char_vocab.extended(chars, d.char_min_count) if d.use_chars else None
         else:
-            vectors = None
-            if config.model.static_vectors:
-                from kerasrnn.text.vectors import load_static_vectors
-
-                vectors = load_static_vectors(config.model.static_vectors)
-            # a language model's vocabulary is what it predicts: the vectors do not change it (same perplexity task)
-            lm = config.task.type == "language_model"
-            keep = (lambda t: t.lower() in vectors.index) if vectors is not None and not lm else None
             vocab = Vocabulary.build(words, min_count=d.min_count, max_size=d.max_vocab, lowercase=d.lowercase,
                                      keep=keep)
-            if vectors is not None and config.model.static_vectors_words:
-                vocab = vocab.with_entries(vectors.vocabulary_words(config.model.static_vectors_words))
             char_vocab = Vocabulary.build(chars, min_count=d.char_min_count) if d.use_chars else None
+        if vectors is not None and config.model.static_vectors_words:
+            vocab = vocab.with_entries(vectors.vocabulary_words(config.model.static_vectors_words))
         labels = None
         if config.task.type == "tagging":
             labels = Vocabulary.for_labels(tag for e in examples for tag in e.tags)

@@ -115,11 +115,12 @@ class Vocabulary:
         """Writes one entry per line, atomically (temporary file, then rename)."""
         atomic_write_text("".join(t + "\n" for t in self.tokens), path)
 
-    def extended(self, counts_source: Iterable[Iterable[str]], min_count: int, max_size: int | None = None
-                 ) -> Vocabulary:
-        """This vocabulary with the entries of `counts_source` (iterables of tokens) that reach `min_count` and are
-        not in it appended after its ids: every existing id keeps its meaning."""
-        extra = Vocabulary.build(counts_source, min_count=min_count, max_size=max_size, lowercase=self.lowercase)
+    def extended(self, counts_source: Iterable[Iterable[str]], min_count: int, max_size: int | None = None,
+                 keep=None) -> Vocabulary:
+        """This vocabulary with the entries of `counts_source` (iterables of tokens) that reach `min_count` (or pass
+        `keep`, see `build`) and are not in it appended after its ids: every existing id keeps its meaning."""
+        extra = Vocabulary.build(counts_source, min_count=min_count, max_size=max_size, lowercase=self.lowercase,
+                                 keep=keep)
         new = [t for t in extra.tokens[2:] if t not in self]
         return Vocabulary(self.tokens + new, special_tokens=self.special_tokens, lowercase=self.lowercase)
 

@@ -41,9 +41,10 @@ def build_language_model(config: Config, vocab_size: int, char_vocab_size: int):
     )
 
 
-def start_static_vectors(config: Config, embedding, vocab) -> str:
+def start_static_vectors(config: Config, embedding, vocab, keep_rows: int = 0) -> str:
     """Writes `model.static_vectors` into a token Embedding layer (rows of `vocab`, see kerasrnn.text.vectors for
-    the rules); returns a line for the log. (The model builders freeze the layer in "frozen" mode.)"""
+    the rules), all but its first `keep_rows` rows (those a pre-trained run wrote); returns a line for the log. (The
+    model builders freeze the layer in "frozen" mode.)"""
     from kerasrnn.text.vectors import load_static_vectors
 
     m = config.model
@@ -52,8 +53,12 @@ def start_static_vectors(config: Config, embedding, vocab) -> str:
         raise ValueError(f"model.static_vectors = {m.static_vectors!r} has {vectors.dim} dimensions: set "
                          f"model.embedding_dim = {vectors.dim} (it is {m.embedding_dim})")
     table, found = vectors.table(vocab.tokens, seed=config.training.seed)
+    if keep_rows:
+        table[:keep_rows] = embedding.get_weights()[0][:keep_rows]
+        found = sum(t.lower() in vectors.index for t in vocab.tokens[keep_rows:])
     embedding.set_weights([table])
-    return (f"token embedding started from {m.static_vectors} ({found} of {len(vocab)} words found; "
+    rows = f"its {len(vocab) - keep_rows} rows after the pre-trained {keep_rows}" if keep_rows else f"{len(vocab)} words"
+    return (f"token embedding started from {m.static_vectors} ({found} found of {rows}; "
             f"{m.static_vectors_mode.replace('_', '-')})")
 
 

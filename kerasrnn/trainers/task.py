@@ -203,7 +203,8 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
                   f"({len(pretrained.vocab)} of {len(vocab)} words pre-trained"
                   f"{'; frozen' if config.model.freeze_encoder else ''})", flush=True)
         if config.model.static_vectors and state is None:
-            print(f"{config.task.name}: " + start_static_vectors(config, model.encoder.token_embedding, vocab),
+            kept = len(pretrained.vocab) if pretrained is not None else 0
+            print(f"{config.task.name}: " + start_static_vectors(config, model.encoder.token_embedding, vocab, kept),
                   flush=True)
         model.compile(optimizer=make_optimizer(t, steps * t.epochs),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))

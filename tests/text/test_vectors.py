@@ -78,7 +78,6 @@ def test_preprocessor_applies_the_vocabulary_rules_of_static_vectors(tmp_path, g
 @pytest.mark.parametrize("model, match", [
     ({"static_vectors_mode": "both"}, "static_vectors_mode must be 'fine_tune' or 'frozen'"),
     ({"static_vectors_words": -1}, "static_vectors_words must be at least 0"),
-    ({"init_from": "runs/bilm"}, "static_vectors must be empty with model.init_from"),
 ])
 def test_bad_static_vector_settings_are_rejected(tmp_path, model, match):
     with pytest.raises(ValueError, match=match):
@@ -154,3 +153,23 @@ def test_a_language_model_starts_its_input_embedding_from_the_vectors(tmp_path, 
     for word in ("river", "bank", "money"):
         np.testing.assert_array_equal(table[run.vocab.lookup(word)], glove.matrix[glove.index[word]])
     assert run.model.get_config()["token_embedding_trainable"] is False
+    # a task started from this BiLM keeps its rows and takes the vectors' rows for the words it appends
+    from tests.test_training import tagging_file, tiny_config
+
+    files = [tagging_file(tmp_path / f"{s}.conllu", 30, i) for i, s in enumerate(("train", "dev", "test"))]
+    lm_model = Config.load(out / "config.toml").model
+    task = tiny_config(tmp_path / "task.toml", 'name = "tiny_pos"\ntype = "tagging"', "conllu", files,
+                       data="min_count = 1",
+                       model=f'units = {lm_model.units}\nembedding_dim = 50\nchar_filters = {lm_model.char_filters}\n'
+                       f'char_embedding_dim = {lm_model.char_embedding_dim}\ninit_from = "{out}"\n'
+                       'static_vectors = "glove-6b-50d"\nstatic_vectors_words = 20\nfreeze_encoder = true',
+                       training="epochs = 1\nbatch_size = 8")
+    assert train_cli.main(["--config", str(task), "--output-dir", str(tmp_path / "task")]) == 0
+    task_run = load_run(tmp_path / "task")
+    rows = task_run.model.encoder.token_embedding.get_weights()[0]
+    n = len(run.vocab)
+    assert task_run.vocab.tokens[:n] == run.vocab.tokens and len(task_run.vocab) > n
+    np.testing.assert_array_equal(rows[:n], table)  # the BiLM's rows (frozen here by freeze_encoder)
+    for word in ("tree", ",", "of"):  # words the task appends (from its data, from GloVe) start from the vectors
+        assert task_run.vocab.lookup(word) >= n
+        np.testing.assert_array_equal(rows[task_run.vocab.lookup(word)], glove.matrix[glove.index[word]])
