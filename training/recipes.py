@@ -22,6 +22,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from kerasrnn.config import Config
 from kerasrnn.files import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
@@ -37,8 +38,6 @@ def main(argv=None) -> int:
     parser.add_argument("--ablations", action="store_true", help="also train the variants of training/ablations.toml")
     parser.add_argument("--force", action="store_true", help="retrain runs whose results exist")
     args = parser.parse_args(argv)
-    from kerasrnn.config import Config
-
     runs = Path(args.runs_dir)
     names = [n for n in args.recipes.split(",") if n]
     for name in names:
@@ -53,9 +52,7 @@ def main(argv=None) -> int:
     write_results(rows, runs)
     if args.ablations:
         tables = {}
-        for name in names:
-            base = next(m for n, _, m in rows if n == name)
-            config = next(c for n, c, _ in rows if n == name)
+        for name, config, base in rows:
             tables[name] = []
             for variant in variants.get(name, []):
                 changed = config
@@ -90,8 +87,6 @@ def read_ablations(path: Path) -> dict:
 
 def train_once(config, out: Path, force: bool) -> dict:
     """The run's metrics.json, training it first unless `out` holds a finished run of this very config."""
-    from kerasrnn.config import Config
-
     metrics = out / "metrics.json"
     same = (out / "config.toml").is_file() and Config.load(out / "config.toml") == config  # keys added since: defaults
     if metrics.is_file() and same and not force:

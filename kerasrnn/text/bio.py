@@ -52,9 +52,9 @@ def viterbi(scores: np.ndarray, allowed: np.ndarray, start_allowed: np.ndarray, 
     """The best path (tag indices) through `scores` [T, num_tags] (float64) over `allowed[prev, next]` transitions
     starting at a `start_allowed` tag; with `crf` ({"transitions", "start", "end"} arrays, a CRF layer's
     `decoding()`), the path score adds transitions[prev, next], start[first] and end[last]. Ties: the lowest index."""
-    n = scores.shape[1] if len(scores) else len(start_allowed)
     if len(scores) == 0:
         return []
+    n = scores.shape[1]
     moves = np.zeros((n, n)) if crf is None else np.asarray(crf["transitions"], np.float64)
     first = scores[0] + (0.0 if crf is None else np.asarray(crf["start"], np.float64))
     best = np.where(start_allowed, first, -np.inf)
@@ -69,6 +69,14 @@ def viterbi(scores: np.ndarray, allowed: np.ndarray, start_allowed: np.ndarray, 
     for t in range(len(scores) - 1, 0, -1):
         path.append(int(back[t, path[-1]]))
     return path[::-1]
+
+
+def transition_rules(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(allowed[prev, next], start[next]): BIO's rules for a BIO tag set, every transition otherwise."""
+    if is_bio(tags):
+        return bio_transitions(tags)
+    n = len(tags)
+    return np.ones((n, n), dtype=bool), np.ones(n, dtype=bool)
 
 
 def log_probs(probs: np.ndarray) -> np.ndarray:
@@ -92,8 +100,7 @@ def decode_tags(probs: np.ndarray, tags: Sequence[str], crf: dict | None = None)
     if is_bio(tags):
         return bio_decode(probs, tags, crf)
     if crf is not None:
-        n = len(tags)
-        return [tags[i] for i in viterbi(log_probs(probs), np.ones((n, n), bool), np.ones(n, bool), crf)]
+        return [tags[i] for i in viterbi(log_probs(probs), *transition_rules(tags), crf)]
     return [tags[i] for i in np.asarray(probs).argmax(-1)]
 
 
@@ -129,8 +136,7 @@ def decoding_spec(task_type: str, labels: Sequence[str], crf: dict | None = None
 
 def _crf_spec(labels: list[str], crf: dict) -> dict:
     bio = is_bio(labels)
-    n = len(labels)
-    allowed, start = bio_transitions(labels) if bio else (np.ones((n, n), bool), np.ones(n, bool))
+    allowed, start = transition_rules(labels)
     spec = {
         "method": "crf_viterbi", "labels": labels, "per_token": True,
         "allowed": allowed.astype(int).tolist(), "start_allowed": start.astype(int).tolist(),
