@@ -100,7 +100,7 @@ class Config:
         _check(bool(self.data.test_file), "data.test_file", "a file path")
         _check(0.0 < self.data.dev_fraction < 1.0, "data.dev_fraction", "in (0, 1)")
         _check(0.0 <= self.data.dev_train_fraction < 1.0, "data.dev_train_fraction", "in [0, 1)")
-        _check(self.model.cell in ("lstm", "gru"), "model.cell", "'lstm' or 'gru'")
+        _check(self.model.cell in ("lstm", "gru", "sru"), "model.cell", "'lstm', 'gru' or 'sru'")
         _check(self.model.static_vectors_mode in ("fine_tune", "frozen"), "model.static_vectors_mode",
                "'fine_tune' or 'frozen'")
         _check(not self.model.crf or self.task.type == "tagging", "model.crf", "false unless task.type is 'tagging'")

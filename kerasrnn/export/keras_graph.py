@@ -45,9 +45,10 @@ ACTIVATIONS = {
     "gelu": lambda x: tf.nn.gelu(x, approximate=False), "exponential": tf.exp,
     "hard_sigmoid": lambda x: tf.nn.relu6(x + 3.0) / 6.0, "leaky_relu": lambda x: tf.nn.leaky_relu(x, 0.2),
 }
+RECURRENT = ("LSTM", "GRU", "SRU")
 IDENTITY_LAYERS = ("CRF", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
                    "ActivityRegularization")
-SUPPORTED = ("InputLayer, Embedding, LSTM, GRU (return_sequences true or false, go_backwards), Bidirectional "
+SUPPORTED = ("InputLayer, Embedding, LSTM, GRU, kerasrnn's SRU (return_sequences true or false, go_backwards), Bidirectional "
              "(every merge_mode), Dense, TimeDistributed(Dense), Dropout, SpatialDropout1D, GaussianNoise, "
              "GaussianDropout, AlphaDropout, LayerNormalization, GlobalAveragePooling1D, GlobalMaxPooling1D, "
              "Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Activation, nested Sequential and "
@@ -61,6 +62,33 @@ def reverse_valid(x, lengths):
     lengths = lengths[:, tf.newaxis]
     index = tf.where(t < lengths, lengths - 1 - t, t)
     return tf.gather(x, index, batch_dims=1)
+
+
+SRU_MAX_LENGTH = 4096  # positions the exported SRU scan covers: log2 of it is the number of its steps
+
+
+def sru_sequence(x, kernel, bias, units: int):
+    """The outputs [batch, time, units] of a Keras `kerasrnn.layers.SRU` (forward, from a zero state, no mask) over
+    x [batch, time, features]: its projections as one matmul, its recurrence as the same parallel prefix scan
+    (`kerasrnn.layers.sru.linear_scan`) with a fixed number of steps, so that the graph has no loop (the int8
+    calibrator cannot take a WHILE loop) and takes any length up to SRU_MAX_LENGTH (the lengths of a static
+    time axis: exactly the steps it needs)."""
+    u = _matmul(x, kernel, None)
+    candidate, f, r = u[..., :units], u[..., units : 2 * units], u[..., 2 * units : 3 * units]
+    highway = u[..., 3 * units :] if kernel.shape[1] == 4 * units else x
+    f = tf.sigmoid(f + bias[:units])
+    r = tf.sigmoid(r + bias[units:])
+    a = (1.0 - f) * candidate
+    time = x.shape[1]
+    steps = int(np.ceil(np.log2(time))) if time else int(np.log2(SRU_MAX_LENGTH))
+    length = tf.shape(a)[1]
+    d = 1
+    for _ in range(steps):
+        # positions before the start read zeros (see linear_scan); PAD then a SLICE back to the row's length
+        a = a + f * tf.pad(a, [[0, 0], [d, 0], [0, 0]])[:, :length]
+        f = f * tf.pad(f, [[0, 0], [d, 0], [0, 0]])[:, :length]
+        d *= 2
+    return r * tf.tanh(a) + (1.0 - r) * highway
 
 
 def _matmul(x, kernel, bias):
@@ -263,7 +291,7 @@ class KerasGraph(tf.Module):
         (tracing cannot read variables' values)."""
         for layer in [model, *model._flatten_layers(include_self=False, recursive=True)]:
             self._state.constants[id(layer)] = [np.asarray(w) for w in layer.get_weights()]
-            if type(layer).__name__ in ("LSTM", "GRU"):
+            if type(layer).__name__ in RECURRENT:
                 self.rnn(layer)
 
     def _check(self) -> None:
@@ -273,7 +301,8 @@ class KerasGraph(tf.Module):
     # ---- recurrent layers ---------------------------------------------------------------------------------
 
     def rnn(self, layer):
-        """The tf_keras twin of a Keras LSTM/GRU (same weights), returning the whole sequence."""
+        """The tf_keras twin of a Keras LSTM/GRU (same weights), or the scan of an SRU, returning the whole
+        sequence."""
         key = id(layer)
         if key not in self._state.rnns:
             import tf_keras
@@ -283,6 +312,10 @@ class KerasGraph(tf.Module):
                 if getattr(layer, option, False):
                     raise UnsupportedLayerError(f"layer {layer.name!r} ({cell}): {option}=True is not supported; "
                                                 "the export runs each row from a zero state")
+            if cell == "SRU":
+                kernel, bias = self._state.constants[id(layer)]
+                self._state.rnns[key] = lambda x: sru_sequence(x, kernel, bias, layer.units)
+                return self._state.rnns[key]
             kwargs = {}
             for option in ("activation", "recurrent_activation"):
                 name = _activation_name(layer, getattr(layer.cell, option))
@@ -303,7 +336,7 @@ class KerasGraph(tf.Module):
         return self._state.rnns[key]
 
     def run_rnn(self, layer, x):
-        """A Keras LSTM/GRU `layer` run forward over x [batch, time, features] from a zero state: its whole output
+        """A Keras LSTM/GRU/SRU `layer` run forward over x [batch, time, features] from a zero state: its whole output
         sequence. Every recurrence of the graph goes through here; `kerasrnn.export.staged` swaps the call to cut
         the graph into stages at the recurrences."""
         if self._state.rnn_call is not None:
@@ -422,9 +455,9 @@ def _bidirectional(g, layer, x, mask=None, initial_state=None, **_):
         raise UnsupportedLayerError(f"layer {layer.name!r} (Bidirectional): initial_state and return_state are "
                                     "not supported")
     fw_layer, bw_layer = layer.forward_layer, layer.backward_layer
-    if type(fw_layer).__name__ not in ("LSTM", "GRU") or type(bw_layer).__name__ not in ("LSTM", "GRU"):
+    if type(fw_layer).__name__ not in RECURRENT or type(bw_layer).__name__ not in RECURRENT:
         raise UnsupportedLayerError(f"layer {layer.name!r} (Bidirectional) wraps {type(fw_layer).__name__}; "
-                                    "supported: LSTM, GRU")
+                                    f"supported: {', '.join(RECURRENT)}")
     fw = g.run_rnn(fw_layer, x)
     bw = g.run_rnn(bw_layer, reverse_valid(x, g.lengths))  # the row from its last valid token back
     if layer.return_sequences:
@@ -518,6 +551,7 @@ CONVERTERS = {
     "Embedding": _embedding,
     "LSTM": _recurrent,
     "GRU": _recurrent,
+    "SRU": _recurrent,
     "Bidirectional": _bidirectional,
     "Dense": lambda g, layer, x, **_: _dense_layer(g, layer, x),
     "TimeDistributed": _time_distributed,

@@ -36,11 +36,11 @@ from kerasrnn.runtime.staged import plan_from_shapes, run_staged
 class Recurrence:
     """One Keras LSTM/GRU layer's weights and options, runnable as unrolled steps with an explicit state."""
 
-    kind: str  # "lstm" or "gru"
+    kind: str  # "lstm", "gru" or "sru"
     units: int
     features: int
     kernel: np.ndarray
-    recurrent_kernel: np.ndarray
+    recurrent_kernel: np.ndarray | None  # None for an SRU
     bias: np.ndarray | None
     activation: str
     recurrent_activation: str
@@ -48,9 +48,11 @@ class Recurrence:
 
     @classmethod
     def of(cls, layer, weights) -> Recurrence:
-        """From a Keras LSTM/GRU layer and its weights as NumPy arrays."""
-        cell = layer.cell
+        """From a Keras LSTM/GRU/SRU layer and its weights as NumPy arrays."""
         weights = [np.asarray(w, np.float32) for w in weights]
+        if type(layer).__name__ == "SRU":  # kernel [features, 3 or 4 units], bias [2 units]; no recurrent kernel
+            return cls("sru", layer.units, int(weights[0].shape[0]), weights[0], None, weights[1], "tanh", "sigmoid")
+        cell = layer.cell
         bias = weights[2] if cell.use_bias else None
         return cls(type(layer).__name__.lower(), cell.units, int(weights[0].shape[0]), weights[0], weights[1], bias,
                    _activation_name(layer, cell.activation), _activation_name(layer, cell.recurrent_activation),
@@ -58,7 +60,7 @@ class Recurrence:
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        return ("h", "c") if self.kind == "lstm" else ("h",)
+        return {"lstm": ("h", "c"), "gru": ("h",), "sru": ("c",)}[self.kind]
 
     def zero_state(self) -> dict[str, np.ndarray]:
         return {name: np.zeros((1, self.units), np.float32) for name in self.state_names}
@@ -70,6 +72,8 @@ class Recurrence:
         chunk in streaming); their y values mean nothing."""
         act, rec_act = ACTIVATIONS[self.activation], ACTIVATIONS[self.recurrent_activation]
         units, steps = self.units, x.shape[1]
+        if self.kind == "sru":
+            return self._sru_steps(x, state, valid)
         input_bias = recurrent_bias = None
         if self.bias is not None:
             if self.kind == "gru" and self.reset_after:
@@ -120,6 +124,23 @@ class Recurrence:
         out = {"h": h} if c is None else {"h": h, "c": c}
         return tf.stack(ys, axis=1), out
 
+    def _sru_steps(self, x, state: dict, valid=None):
+        # The projections and the output of all K steps at once; only c_t = f_t c_{t-1} + a_t runs step by step.
+        units, steps = self.units, x.shape[1]
+        xw = tf.reshape(tf.matmul(tf.reshape(x, [-1, self.features]), self.kernel), [-1, steps, self.kernel.shape[1]])
+        candidate, f, r = xw[..., :units], xw[..., units : 2 * units], xw[..., 2 * units : 3 * units]
+        highway = xw[..., 3 * units :] if self.kernel.shape[1] == 4 * units else x
+        f = tf.sigmoid(f + self.bias[:units])
+        r = tf.sigmoid(r + self.bias[units:])
+        a = (1.0 - f) * candidate
+        c, cs = state["c"], []
+        for t, (ft, at) in enumerate(zip(tf.unstack(f, axis=1), tf.unstack(a, axis=1), strict=True)):
+            new_c = ft * c + at
+            c = new_c if valid is None else tf.where((t < valid)[:, tf.newaxis], new_c, c)
+            cs.append(c)
+        y = r * tf.tanh(tf.stack(cs, axis=1)) + (1.0 - r) * highway
+        return y, {"c": c}
+
 
 class StagedGraph(tf.Module):
     """A KerasGraph cut at its recurrences: `functions()` gives the stage and cell tf.functions (batch 1).
@@ -142,6 +163,9 @@ class StagedGraph(tf.Module):
         self.recurrences, self.waves = self._discover()
         if not self.recurrences:
             raise ValueError("the model has no recurrent layer: its full-int8 file needs no stages")
+        if all(r.kind == "sru" for r in self.recurrences):
+            raise ValueError("every recurrence is an SRU, whose scan model_int8.tflite already runs as plain int8 "
+                             "ops at any length: it needs no stages")
 
     @property
     def output_name(self) -> str:

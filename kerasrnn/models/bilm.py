@@ -27,7 +27,7 @@ class BiLanguageModel(keras.Model):
     Args:
         vocabulary_size: int. Number of token ids, including pad (0) and unknown (1); ids sorted by frequency.
         embedding_dim: int. Token embedding size. Defaults to 128.
-        cell: str. "lstm" or "gru". Defaults to "lstm".
+        cell: str. "lstm", "gru" or "sru". Defaults to "lstm".
         num_layers: int. Recurrent layers per direction. Defaults to 1.
         units: int. Units of each recurrent layer and direction. Defaults to 128.
         dropout: float. Dropout on the word features and after each recurrent layer. Defaults to 0.1.

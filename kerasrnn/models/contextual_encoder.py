@@ -1,16 +1,17 @@
 import keras
 
 from kerasrnn.layers.char_cnn import CharCNN
+from kerasrnn.layers.sru import SRU
 
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "sru": SRU}
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class ContextualEncoder(keras.Model):
     """The backbone: token ids (and optional character ids) in, one contextual vector per token out.
 
-    Embedding(mask_zero=True) -> [concat CharCNN features] -> dropout -> N x (Bidirectional) LSTM/GRU with
-    dropout between layers -> Dense projection. Kernels use Glorot (Xavier) uniform initialisation,
+    Embedding(mask_zero=True) -> [concat CharCNN features] -> dropout -> N x (Bidirectional) LSTM/GRU/SRU
+    with dropout between layers -> Dense projection. Kernels use Glorot (Xavier) uniform initialisation,
     recurrent kernels orthogonal.
 
     Inputs: `{"token_ids": int32 [batch, time]}` plus `"char_ids": int32 [batch, time, max_word_chars]`
@@ -21,7 +22,7 @@ class ContextualEncoder(keras.Model):
     Args:
         vocabulary_size: int. Number of token ids, including pad (0) and unknown (1).
         embedding_dim: int. Token embedding size. Defaults to 100.
-        cell: str. "lstm" or "gru". Defaults to "lstm".
+        cell: str. "lstm", "gru" or "sru" (`kerasrnn.layers.SRU`). Defaults to "lstm".
         num_layers: int. Number of stacked recurrent layers. Defaults to 1.
         units: int. Units per direction of each recurrent layer. Defaults to 128.
         bidirectional: bool. Run each layer both ways and concatenate. Defaults to True.
@@ -33,7 +34,7 @@ class ContextualEncoder(keras.Model):
         char_kernel_size: int. Character CNN width. Defaults to 3.
         max_word_chars: int. Characters per word in `char_ids`. Defaults to 16.
         kernel_initializer: initializer of input kernels and the projection. Defaults to "glorot_uniform".
-        recurrent_initializer: initializer of recurrent kernels. Defaults to "orthogonal".
+        recurrent_initializer: initializer of recurrent kernels (an SRU has none). Defaults to "orthogonal".
         embeddings_initializer: initializer of the embeddings. Defaults to "glorot_uniform".
         token_embedding_trainable: bool. False keeps the token embedding fixed (pre-trained vectors). Defaults to
             True.
@@ -93,10 +94,9 @@ class ContextualEncoder(keras.Model):
         mask = keras.ops.not_equal(token_ids, 0)
         x = keras.layers.Dropout(dropout, name="word_dropout")(x)
         for i in range(num_layers):
-            rnn = CELLS[cell](
-                units, return_sequences=True, kernel_initializer=kernel_init,
-                recurrent_initializer=recurrent_init, name=f"{cell}_{i}",
-            )
+            options = {} if cell == "sru" else {"recurrent_initializer": recurrent_init}
+            rnn = CELLS[cell](units, return_sequences=True, kernel_initializer=kernel_init, name=f"{cell}_{i}",
+                              **options)
             if bidirectional:
                 rnn = keras.layers.Bidirectional(rnn, name=f"bi{cell}_{i}")
             x = rnn(x, mask=mask if i == 0 else None)

@@ -90,6 +90,17 @@ def kerasrnn_tagger():
     return SequenceTagger(encoder, TAGS, name="kerasrnn_tagger")
 
 
+def sru_stack_classifier():
+    from kerasrnn.layers import SRU
+
+    i = keras.Input((None,), dtype="int32", name="token_ids")
+    x = L.Embedding(V, 8, mask_zero=True)(i)
+    x = L.Bidirectional(SRU(8, return_sequences=True))(x)  # 16 features into 8 units: a projected highway
+    last = SRU(8, go_backwards=True)(x)
+    return keras.Model(i, L.Dense(TAGS, name="label")(L.Concatenate()([L.GlobalMaxPooling1D()(x), last])),
+                       name="sru_stack")
+
+
 def inputs_for(model, n=80, seed=0):
     data = {}
     for x in model.inputs:
@@ -124,7 +135,8 @@ def fit_briefly(model, data):
 MODELS = {"bilstm_tagger": (tagger_bilstm, "LSTM"), "seed_lstm": (seed_lstm_tagger, "LSTM"),
           "last_state": (last_state_classifier, "LSTM"), "pooled_gru": (pooled_gru_classifier, "GRU"),
           "stacked_merges": (stacked_merges, "LSTM"), "backwards_gru": (backwards_gru, "GRU"),
-          "two_inputs": (two_inputs, "LSTM"), "kerasrnn_tagger": (kerasrnn_tagger, "LSTM")}
+          "two_inputs": (two_inputs, "LSTM"), "kerasrnn_tagger": (kerasrnn_tagger, "LSTM"),
+          "sru_stack": (sru_stack_classifier, "SRU")}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -156,8 +168,12 @@ def test_every_artifact_gives_the_keras_outputs_on_right_padded_rows(tmp_path, n
         for n in ("model_fp32.tflite", "model_dynamic.tflite", "model_int8.tflite"):
             assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops[n] and "WHILE" not in ops[n], n
         assert "LSTM" in ops["model_fp32.onnx"] and "DynamicQuantizeLSTM" in ops["model_int8.onnx"]
-    else:
+    elif cell == "GRU":
         assert "GRU" in ops["model_fp32.onnx"] and "Loop" not in ops["model_fp32.onnx"]
+    else:  # the SRU's scan: plain elementwise ops at any length, no loop in any file
+        for n, op_set in ops.items():
+            assert not op_set & {"WHILE", "UNIDIRECTIONAL_SEQUENCE_LSTM", "Loop", "Scan"}, (n, op_set)
+        assert {"FULLY_CONNECTED", "MUL", "ADD", "PAD", "LOGISTIC", "TANH"} <= ops["model_int8.tflite"]
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert list(meta["inputs"]) == [x._keras_history[0].name for x in model.inputs]
     assert meta["output"]["name"] == model.outputs[0]._keras_history[0].name

@@ -28,7 +28,7 @@ def halves(lm, tokens):
     return top[..., : lm.units], top[..., lm.units :]
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "sru"])
 def test_neither_direction_sees_the_token_it_predicts(cell):
     lm = tiny_lm(cell=cell)
     fw, bw = halves(lm, TOKENS)

@@ -43,7 +43,7 @@ def test_tagger_padding_invariance_and_round_trip(tmp_path, chars):
     assert_save_load_round_trip(tagger, inputs, tmp_path)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "sru"])
 def test_classifier_pooled_output_ignores_padding_and_round_trips(tmp_path, cell):
     classifier = TextClassifier(tiny_encoder(cell=cell), num_labels=3)
     inputs = batch(np.random.default_rng(1))
