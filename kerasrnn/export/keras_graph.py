@@ -69,10 +69,11 @@ SRU_MAX_LENGTH = 4096  # positions the exported SRU scan covers: log2 of it is t
 
 def sru_sequence(x, kernel, bias, units: int):
     """The outputs [batch, time, units] of a Keras `kerasrnn.layers.SRU` (forward, from a zero state, no mask) over
-    x [batch, time, features]: its projections as one matmul, its recurrence as the same parallel prefix scan
-    (`kerasrnn.layers.sru.linear_scan`) with a fixed number of steps, so that the graph has no loop (the int8
-    calibrator cannot take a WHILE loop) and takes any length up to SRU_MAX_LENGTH (the lengths of a static
-    time axis: exactly the steps it needs)."""
+    x [batch, time, features]: its projections as one matmul, its recurrence c_t = f_t c_{t-1} + a_t as a parallel
+    prefix scan (Hillis and Steele: after the step of width d, (f_t, a_t) composes steps t-2d+1..t), so that the
+    graph has no loop (the int8 calibrator cannot take a WHILE loop) and takes any length up to SRU_MAX_LENGTH (a
+    static time axis: exactly the steps it needs). Positions before the start read zeros in both f and a: a state
+    that starts at zero never reads the f of a window reaching past the start, so one plain PAD serves both."""
     u = _matmul(x, kernel, None)
     candidate, f, r = u[..., :units], u[..., units : 2 * units], u[..., 2 * units : 3 * units]
     highway = u[..., 3 * units :] if kernel.shape[1] == 4 * units else x
@@ -83,12 +84,19 @@ def sru_sequence(x, kernel, bias, units: int):
     steps = int(np.ceil(np.log2(time))) if time else int(np.log2(SRU_MAX_LENGTH))
     length = tf.shape(a)[1]
     d = 1
-    for _ in range(steps):
-        # positions before the start read zeros (see linear_scan); PAD then a SLICE back to the row's length
+    for step in range(steps):
         a = a + f * tf.pad(a, [[0, 0], [d, 0], [0, 0]])[:, :length]
-        f = f * tf.pad(f, [[0, 0], [d, 0], [0, 0]])[:, :length]
+        if step < steps - 1:
+            f = f * tf.pad(f, [[0, 0], [d, 0], [0, 0]])[:, :length]
         d *= 2
     return r * tf.tanh(a) + (1.0 - r) * highway
+
+
+def max_length(model) -> int | None:
+    """The most positions a row may hold in the exports of `model`: SRU_MAX_LENGTH when it has an SRU layer (its
+    scan has that many positions' steps), else None (any length)."""
+    layers = model._flatten_layers(include_self=True, recursive=True)
+    return SRU_MAX_LENGTH if any(type(layer).__name__ == "SRU" for layer in layers) else None
 
 
 def _matmul(x, kernel, bias):
@@ -129,11 +137,15 @@ class InputInfo:
     shape: tuple  # without the batch axis; None for the time axis
     id_range: int | None = None
     right_padded: bool = False
+    max_length: int | None = None
 
     def describe(self) -> dict:
-        return {"dtype": "int32", "shape": ["batch", "time", *self.shape[1:]], "tflite_shape": [1, "time",
-                *self.shape[1:]], "onnx_shape": ["batch", "time", *self.shape[1:]],
-                "id_range": self.id_range, "right_padded": self.right_padded}
+        out = {"dtype": "int32", "shape": ["batch", "time", *self.shape[1:]], "tflite_shape": [1, "time",
+               *self.shape[1:]], "onnx_shape": ["batch", "time", *self.shape[1:]],
+               "id_range": self.id_range, "right_padded": self.right_padded}
+        if self.max_length is not None:
+            out["max_length"] = self.max_length
+        return out
 
 
 class KerasGraph(tf.Module):
@@ -183,6 +195,8 @@ class KerasGraph(tf.Module):
             self._body = lambda values: self._run(functional, values)
             self.output_name = output_name or _tensor_name(model.outputs[0])
         self.padded = next((i.name for i in self.inputs.values() if i.right_padded), None)
+        for info in self.inputs.values():
+            info.max_length = max_length(model)
         self._snapshot(model)
         self._check()
 

@@ -26,7 +26,9 @@ class RunTarget:
                           output_name=self.output_name)
 
     def specs(self) -> list[InputSpec]:
-        return task_specs(**self.run.preprocessor.sizes)
+        from kerasrnn.export.keras_graph import max_length
+
+        return task_specs(**self.run.preprocessor.sizes, max_length=max_length(self.run.model))
 
     def stream_reference(self, rows) -> list:
         """What a streaming file must answer for each row: the Keras outputs of the whole row."""
@@ -35,7 +37,13 @@ class RunTarget:
     def metadata(self) -> dict:
         """`metadata.json`: how an app turns text into the model's inputs (the preprocessor's description) and reads
         its output."""
-        return {"task": self.config.task.name, **self.run.preprocessor.describe(), "output": self.output()}
+        from kerasrnn.export.keras_graph import max_length
+
+        described = self.run.preprocessor.describe()
+        if max_length(self.run.model) is not None:
+            for info in described["inputs"].values():
+                info["max_length"] = max_length(self.run.model)
+        return {"task": self.config.task.name, **described, "output": self.output()}
 
 
 class TaskTarget(RunTarget):
@@ -240,7 +248,7 @@ class KerasModelTarget:
 
     def specs(self) -> list[InputSpec]:
         return [InputSpec(i.name, len(i.shape) + 1, i.id_range, i.right_padded, i.shape[1] if len(i.shape) > 1
-                          else None) for i in self._graph.inputs.values()]
+                          else None, i.max_length) for i in self._graph.inputs.values()]
 
     def rows(self, ids):
         """IdRows of right-padded id arrays (one array for a one-input model, or a dict by input name), each row

@@ -23,28 +23,30 @@ class InputError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class InputSpec:
     """One model input: ids of rank 2 ([batch, time]) or 3 ([batch, time, width]) in [0, id_range); a
-    `right_padded` input holds each row's ids followed by 0s (no 0 before a non-zero id) and at least one id."""
+    `right_padded` input holds each row's ids followed by 0s (no 0 before a non-zero id) and at least one id;
+    `max_length`, if set, is the most positions a row may hold (an SRU export's scan covers that many)."""
 
     name: str
     rank: int
     id_range: int
     right_padded: bool = False
     width: int | None = None
+    max_length: int | None = None
 
 
-def task_specs(vocabulary_size: int, char_vocabulary_size: int = 0, max_word_chars: int | None = None
-               ) -> list[InputSpec]:
+def task_specs(vocabulary_size: int, char_vocabulary_size: int = 0, max_word_chars: int | None = None,
+               max_length: int | None = None) -> list[InputSpec]:
     """The inputs of a kerasrnn task model or BiLM: `token_ids` and, with characters, `char_ids`."""
-    specs = [InputSpec("token_ids", 2, vocabulary_size, right_padded=True)]
+    specs = [InputSpec("token_ids", 2, vocabulary_size, right_padded=True, max_length=max_length)]
     if char_vocabulary_size:
-        specs.append(InputSpec("char_ids", 3, char_vocabulary_size, width=max_word_chars))
+        specs.append(InputSpec("char_ids", 3, char_vocabulary_size, width=max_word_chars, max_length=max_length))
     return specs
 
 
 def specs_from_metadata(meta: dict) -> list[InputSpec]:
     """The input specs an export's `metadata.json` names."""
     return [InputSpec(name, len(info["shape"]), int(info["id_range"]), bool(info.get("right_padded")),
-                      info["shape"][2] if len(info["shape"]) == 3 else None)
+                      info["shape"][2] if len(info["shape"]) == 3 else None, info.get("max_length"))
             for name, info in meta["inputs"].items()]
 
 
@@ -98,6 +100,15 @@ def validate_inputs(features: dict, vocabulary_size: int | None = None, char_voc
     lengths = [(out[spec.name] != 0).sum(1) for spec in padded]
     if any((n != lengths[0]).any() for n in lengths[1:]):
         raise InputError(f"the right-padded inputs {[s.name for s in padded]} have rows of different lengths")
+    for spec in specs:
+        if spec.max_length is None:
+            continue
+        # the positions a row holds: its tokens when padded, else every position
+        held = lengths[0] if lengths else np.full(len(first), first.shape[1])
+        if held.max() > spec.max_length:
+            row = int(np.argmax(held))
+            raise InputError(f"{spec.name}: row {row} holds {int(held[row])} positions; this model takes at most "
+                             f"{spec.max_length} (an SRU export's scan covers that many)")
     return out
 
 

@@ -176,6 +176,8 @@ def test_every_artifact_gives_the_keras_outputs_on_right_padded_rows(tmp_path, n
         assert {"FULLY_CONNECTED", "MUL", "ADD", "PAD", "LOGISTIC", "TANH"} <= ops["model_int8.tflite"]
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert list(meta["inputs"]) == [x._keras_history[0].name for x in model.inputs]
+    # the SRU scan's steps cover 4096 positions: a longer row is refused, never answered wrongly
+    assert {info.get("max_length") for info in meta["inputs"].values()} == {4096 if cell == "SRU" else None}
     assert meta["output"]["name"] == model.outputs[0]._keras_history[0].name
     # The files keep the Keras input names: a runner built from metadata.json feeds them by name.
     specs = specs_from_metadata(meta)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kerasrnn.runtime.runners import InputError, load_runner, validate_inputs
+from kerasrnn.runtime.runners import InputError, load_runner, task_specs, validate_inputs
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,14 @@ def test_char_ids_are_checked_too():
         validate_inputs({"token_ids": tok, "char_ids": np.full((1, 2, 3), 7)}, 10, 5, 3)
     with pytest.raises(InputError, match=r"char_ids must have shape \(1, 2, 3\)"):
         validate_inputs({"token_ids": tok, "char_ids": np.ones((1, 2, 4), "int32")}, 10, 5, 3)
+
+
+def test_rows_longer_than_an_exports_max_length_are_refused_and_padding_beyond_it_is_not():
+    specs = task_specs(10, max_length=4)
+    ok = validate_inputs({"token_ids": np.array([[3, 4, 5, 6, 0, 0, 0]])}, specs=specs)  # 4 tokens, width 7
+    assert ok["token_ids"].shape == (1, 7)
+    with pytest.raises(InputError, match="row 1 holds 5 positions; this model takes at most 4"):
+        validate_inputs({"token_ids": np.array([[3, 4, 0, 0, 0], [3, 4, 5, 6, 7]])}, specs=specs)
 
 
 @pytest.mark.parametrize("suffix", [".tflite", ".onnx", ".keras"])
