@@ -106,8 +106,9 @@ def save_batches(config, data, batches, vocab_size: int, num_labels: int, path: 
     return path
 
 
-def run_ours(path: str, threads: int) -> dict:
-    """Our side: `model.fit` on a tf.data pipeline over the saved batches; same result keys as the reference."""
+def run_ours(path: str, threads: int, cell: str | None = None) -> dict:
+    """Our side: `model.fit` on a tf.data pipeline over the saved batches; same result keys as the reference.
+    `cell` ("lstm", "gru", "sru") replaces the config's recurrent cell, every size kept."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -122,6 +123,8 @@ def run_ours(path: str, threads: int) -> dict:
     saved = np.load(path)
     meta = json.loads(str(saved["meta"]))
     config = Config.from_dict(tomllib.loads(meta["config"]))
+    if cell:
+        config = config.replace("model", cell=cell)
     keras.utils.set_random_seed(config.training.seed)
     model = build_model(config, meta["vocab_size"], meta["num_labels"], 0)
     model.compile(optimizer=make_optimizer(config.training, meta["num_batches"]),
@@ -188,9 +191,13 @@ def combine(runs: list[dict]) -> dict:
 
 
 def run_side(side: str, batches_path: Path, threads: int) -> dict:
-    """One side in a fresh worker process; returns its summary."""
-    module = ["benchmarks.train_throughput", "--worker"] if side == "ours" else ["benchmarks.torch_reference"]
-    cmd = [sys.executable, "-m", *module, str(Path(batches_path).resolve()), str(threads)]
+    """One side in a fresh worker process ("ours", "ours_CELL": ours with that cell, "pytorch"); returns its
+    summary."""
+    if side == "pytorch":
+        module, extra = ["benchmarks.torch_reference"], []
+    else:
+        module, extra = ["benchmarks.train_throughput", "--worker"], [side.removeprefix("ours").lstrip("_")]
+    cmd = [sys.executable, "-m", *module, str(Path(batches_path).resolve()), str(threads), *extra]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(threads),
            "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -218,12 +225,15 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cases = list(result["cases"])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    sides = ["ours", "pytorch", *(f"ours_{cell}" for cell in result.get("cells", []))]
+    fig, ax = plt.subplots(figsize=(6 + len(sides) - 2, 4))
     x = np.arange(len(cases))
-    for k, side in enumerate(("ours", "pytorch")):
+    width = 0.76 / len(sides)
+    labels = {"ours": f"kerasrnn (Keras 3 fit, {result.get('cell', 'lstm')})", "pytorch": "PyTorch reference"}
+    for k, side in enumerate(sides):
         values = [result["cases"][c][side]["nonpad_tokens_per_second"] for c in cases]
-        ax.bar(x + (k - 0.5) * 0.38, values, 0.38, label="kerasrnn (Keras 3 fit)" if side == "ours" else
-               "PyTorch reference")
+        ax.bar(x + (k - (len(sides) - 1) / 2) * width, values, width,
+               label=labels.get(side, f"kerasrnn, {side.removeprefix('ours_')}"))
     for i, c in enumerate(cases):
         ax.annotate(f"{result['cases'][c]['ratio']:.2f}x", (x[i], 0), xytext=(0, 4), textcoords="offset points",
                     ha="center")
@@ -240,14 +250,25 @@ def plot(result: dict, path: Path) -> None:
 
 
 def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, seed: int = 0,
-              cases=("real", "synthetic_64x64", "synthetic_long"), repeats: int = 3) -> dict:
+              cases=("real", "synthetic_64x64", "synthetic_long"), repeats: int = 3, cells=()) -> dict:
     """Each case runs `repeats` times per side, the sides taking turns to go first (a machine that slows down
-    or speeds up during the run then biases neither); figures are medians, the ratio that of the medians."""
+    or speeds up during the run then biases neither); figures are medians, the ratio that of the medians.
+    `cells` adds sides: our model with another recurrent cell, every size kept (`cell_ratio`: its throughput over
+    the config's cell's)."""
+    from kerasrnn.config import Config
+
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    own_cell = Config.load(config_path).model.cell
+    for cell in cells:
+        if cell not in ("lstm", "gru", "sru") or cell == own_cell:
+            raise ValueError(f"--cells takes cells other than the config's {own_cell!r} among lstm, gru, sru; "
+                             f"got {cell!r}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    result = {"config": Path(config_path).stem, "threads": threads, "steps": steps, "repeats": repeats, "cases": {}}
+    result = {"config": Path(config_path).stem, "threads": threads, "steps": steps, "repeats": repeats,
+              "cell": own_cell, "cells": list(cells), "cases": {}}
+    order = ["ours", "pytorch", *(f"ours_{cell}" for cell in cells)]
     real = None  # (config, data) of the real case, for the padding report
     for case in cases:
         config, data, vocab_size, num_labels = load_case(config_path, case, seed)
@@ -259,10 +280,10 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
         path = save_batches(config, data, batches, vocab_size, num_labels, output_dir / f"batches_{case}.npz")
         row = {"batch_size": config.training.batch_size,
                "mean_length": round(float(np.mean([data.lengths[b].mean() for b in batches])), 2)}
-        runs = {"ours": [], "pytorch": []}
+        runs = {side: [] for side in order}
         try:
             for r in range(repeats):
-                for side in ("ours", "pytorch") if r % 2 == 0 else ("pytorch", "ours"):
+                for side in order if r % 2 == 0 else order[::-1]:
                     print(f"[train-bench] {case}: {side}, run {r + 1}/{repeats}, {case_steps} timed steps, "
                           f"{threads} threads", flush=True)
                     runs[side].append(run_side(side, path, threads))
@@ -274,11 +295,16 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
         row["ratio"] = round(row["ours"]["nonpad_tokens_per_second"] / row["pytorch"]["nonpad_tokens_per_second"], 3)
         row["ratio_per_run"] = [round(o["nonpad_tokens_per_second"] / p["nonpad_tokens_per_second"], 3)
                                 for o, p in zip(runs["ours"], runs["pytorch"], strict=True)]
+        row["cell_ratio"] = {cell: round(row[f"ours_{cell}"]["nonpad_tokens_per_second"]
+                                         / row["ours"]["nonpad_tokens_per_second"], 3) for cell in cells}
+        row["cell_ratio_per_run"] = {cell: [round(c["nonpad_tokens_per_second"] / o["nonpad_tokens_per_second"], 3)
+                                            for c, o in zip(runs[f"ours_{cell}"], runs["ours"], strict=True)]
+                                     for cell in cells}
         result["cases"][case] = row
     main = result["cases"][cases[0]]
     result.update(ours=main["ours"], pytorch=main["pytorch"], ratio=main["ratio"])
     result["calibration_ms"] = round(float(np.median([row[side]["calibration_ms"] for row in result["cases"].values()
-                                                      for side in ("ours", "pytorch")])), 3)
+                                                      for side in order])), 3)
     pads = padding_report(*(real or load_case(config_path, "real", seed)[:2]), seed)
     result["padding_fraction"] = pads["bucketed"]
     result["padding_fraction_unbucketed"] = pads["unbucketed"]
@@ -288,4 +314,5 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:  # one side's worker process (see run_side)
-    print("RESULT " + json.dumps(run_ours(sys.argv[2], int(sys.argv[3]))), flush=True)
+    print("RESULT " + json.dumps(run_ours(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)),
+          flush=True)

@@ -1,7 +1,7 @@
 """Training throughput, ours vs the PyTorch reference of the seed's model, side by side on the same batches.
 
 `python -m training.benchmark --config training/configs/pos_ewt.toml --output-dir DIR [--threads 2] [--steps 100]
-[--repeats 3]` writes DIR/train_bench.json and DIR/train_bench.png. Needs the `bench` extra: `pip install -e ".[bench]"`.
+[--repeats 3] [--cells sru]` writes DIR/train_bench.json and DIR/train_bench.png. Needs the `bench` extra: `pip install -e ".[bench]"`.
 """
 
 import argparse
@@ -26,6 +26,9 @@ def main(argv=None):
                         help="real (the config's training data), synthetic_long (16 x 256 random ids), "
                         "synthetic_64x64 (64 x 64 random ids), real_long (the training sentences joined 8 at a time: "
                         "long rows of real lengths, 16 per batch, bucketed)")
+    parser.add_argument("--cells", default="",
+                        help="other recurrent cells to time as extra sides of ours, every size kept, e.g. sru "
+                        "(cell_ratio: their throughput over the config's cell's)")
     args = parser.parse_args(argv)
     if importlib.util.find_spec("torch") is None:
         print('error: PyTorch is not installed; the reference side needs it: .venv/bin/pip install -e ".[bench]" '
@@ -35,7 +38,8 @@ def main(argv=None):
 
     try:
         result = benchmark(args.config, args.output_dir, threads=args.threads, steps=args.steps, seed=args.seed,
-                           cases=tuple(c for c in args.cases.split(",") if c), repeats=args.repeats)
+                           cases=tuple(c for c in args.cases.split(",") if c), repeats=args.repeats,
+                           cells=tuple(c for c in args.cells.split(",") if c))
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -45,6 +49,11 @@ def main(argv=None):
               f"{o['peak_rss_mb']:.0f} MB) | pytorch {p['nonpad_tokens_per_second']:,.0f} tok/s "
               f"({p['ms_per_step']} ms/step, {p['peak_rss_mb']:.0f} MB) | ratio {row['ratio']:.2f} "
               f"(runs: {', '.join(f'{x:.2f}' for x in row['ratio_per_run'])})")
+        for cell, ratio in row["cell_ratio"].items():
+            c = row[f"ours_{cell}"]
+            print(f"{case}: ours with {cell} {c['nonpad_tokens_per_second']:,.0f} tok/s ({c['ms_per_step']} ms/step) | "
+                  f"{cell} / {result['cell']} {ratio:.2f} (runs: "
+                  f"{', '.join(f'{x:.2f}' for x in row['cell_ratio_per_run'][cell])})")
     print(f"padding fraction: {result['padding_fraction']:.4f} bucketed, "
           f"{result['padding_fraction_unbucketed']:.4f} unbucketed")
     print(f"wrote {os.path.join(args.output_dir, 'train_bench.json')}")

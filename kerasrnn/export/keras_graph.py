@@ -72,24 +72,31 @@ def sru_sequence(x, kernel, bias, units: int):
     x [batch, time, features]: its projections as one matmul, its recurrence c_t = f_t c_{t-1} + a_t as a parallel
     prefix scan (Hillis and Steele: after the step of width d, (f_t, a_t) composes steps t-2d+1..t), so that the
     graph has no loop (the int8 calibrator cannot take a WHILE loop) and takes any length up to SRU_MAX_LENGTH (a
-    static time axis: exactly the steps it needs). Positions before the start read zeros in both f and a: a state
-    that starts at zero never reads the f of a window reaching past the start, so one plain PAD serves both."""
+    static time axis: exactly the steps it needs).
+
+    Each shift is one GATHER from a row 0 prepended once (f = a = 0 there, so it stays zero): a state that starts
+    at zero never reads the f of a window reaching past the start, so zeros serve both. A PAD and a SLICE to the
+    row's length per shift instead made every tensor's shape depend on a SHAPE op at run time: the int8 file of
+    pos_ewt_sru then took 4.9 ms at 32 tokens, against 0.48 ms with the gathers (batch 1, 1 thread)."""
     u = _matmul(x, kernel, None)
     candidate, f, r = u[..., :units], u[..., units : 2 * units], u[..., 2 * units : 3 * units]
     highway = u[..., 3 * units :] if kernel.shape[1] == 4 * units else x
     f = tf.sigmoid(f + bias[:units])
     r = tf.sigmoid(r + bias[units:])
     a = (1.0 - f) * candidate
+    a = tf.pad(a, [[0, 0], [1, 0], [0, 0]])
+    f = tf.pad(f, [[0, 0], [1, 0], [0, 0]])
+    t = tf.range(tf.shape(a)[1])
     time = x.shape[1]
     steps = int(np.ceil(np.log2(time))) if time else int(np.log2(SRU_MAX_LENGTH))
-    length = tf.shape(a)[1]
     d = 1
     for step in range(steps):
-        a = a + f * tf.pad(a, [[0, 0], [d, 0], [0, 0]])[:, :length]
+        before = tf.maximum(t - d, 0)  # position t - d, or row 0
+        a = a + f * tf.gather(a, before, axis=1)
         if step < steps - 1:
-            f = f * tf.pad(f, [[0, 0], [d, 0], [0, 0]])[:, :length]
+            f = f * tf.gather(f, before, axis=1)
         d *= 2
-    return r * tf.tanh(a) + (1.0 - r) * highway
+    return r * tf.tanh(a[:, 1:]) + (1.0 - r) * highway
 
 
 def max_length(model) -> int | None:
