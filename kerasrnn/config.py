@@ -81,11 +81,23 @@ class TrainingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    # Knowledge distillation (kerasrnn.trainers.distill): a task run whose softened outputs the model learns too
+    teacher: str = ""  # "" (none) or a task run directory
+    temperature: float = 2.0  # both sides' logits are divided by it in the soft loss
+    alpha: float = 0.5  # weight of the soft loss; the gold labels' cross-entropy gets 1 - alpha
+    # tagging: raw text the teacher labels, read like data.train_file entries ("text:gutenberg_nltk/*.txt")
+    raw_text: str | list = ""
+    raw_sentences: int = 0  # at most this many raw sentences (seeded sample); 0: all of them
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     task: TaskConfig = TaskConfig()
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
+    distill: DistillConfig = DistillConfig()
 
     def __post_init__(self):
         _check(self.task.type in TASK_TYPES, "task.type", " or ".join(repr(t) for t in TASK_TYPES))
@@ -117,6 +129,16 @@ class Config:
             _check(getattr(self.training, name) >= 1, f"training.{name}", "at least 1")
         _check(self.training.learning_rate > 0, "training.learning_rate", "positive")
         _check(self.data.max_length >= 1, "data.max_length", "at least 1")
+        d = self.distill
+        if d.teacher:
+            _check(self.task.type != "language_model", "distill.teacher", "empty for a language model")
+            _check(d.temperature > 0, "distill.temperature", "positive")
+            _check(0.0 <= d.alpha <= 1.0, "distill.alpha", "in [0, 1]")
+            _check(not self.model.crf, "model.crf", "false when distilling (the soft loss is per token)")
+            _check(self.training.entity_weight == 1.0, "training.entity_weight", "1.0 when distilling")
+        _check(not d.raw_text or (bool(d.teacher) and self.task.type == "tagging"), "distill.raw_text",
+               "empty unless a tagger is distilled (distill.teacher set)")
+        _check(d.raw_sentences >= 0, "distill.raw_sentences", "at least 0")
 
     def resolve_path(self, path: str) -> Path:
         """A data path as given if absolute or existing, else relative to the data folder."""

@@ -17,11 +17,14 @@ DEFAULT_BUCKET_BOUNDARIES = (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128)
 @dataclasses.dataclass
 class EncodedData:
     """Id arrays of a list of examples: one int32 array per example (token ids [T], char ids [T, C]),
-    and targets: per-token tag ids [T] for tagging, one label id per example for classification."""
+    and targets: per-token tag ids [T] for tagging, one label id per example for classification. `soft_targets`
+    (distillation): a teacher's distribution per target ([T, labels] per example, or [N, labels]); the batches'
+    targets are then float [..., 1 + labels]: the gold id (-1: none), then the distribution."""
 
     token_ids: list[np.ndarray]
     char_ids: list[np.ndarray] | None
     targets: list[np.ndarray] | np.ndarray | None
+    soft_targets: list[np.ndarray] | np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -108,7 +111,19 @@ def batch_features(data: EncodedData, index: Sequence[int], width: int) -> dict[
 
 
 def batch_targets(data: EncodedData, index: Sequence[int], width: int) -> np.ndarray:
-    """The targets of rows `index`: label ids [rows], or tag ids right-padded with 0 to [rows, width]."""
+    """The targets of rows `index`: label ids [rows], or tag ids right-padded with 0 to [rows, width]; with soft
+    targets, float [rows, 1 + labels] or [rows, width, 1 + labels] (gold id first, padded positions all 0)."""
+    if data.soft_targets is not None:
+        if isinstance(data.targets, np.ndarray):
+            index = np.asarray(index)
+            return np.concatenate([data.targets[index, None].astype(np.float32), data.soft_targets[index]], axis=1)
+        labels = data.soft_targets[index[0]].shape[1]
+        out = np.zeros((len(index), width, 1 + labels), dtype=np.float32)
+        for row, i in enumerate(index):
+            n = len(data.targets[i])
+            out[row, :n, 0] = data.targets[i]
+            out[row, :n, 1:] = data.soft_targets[i]
+        return out
     if isinstance(data.targets, np.ndarray):
         return data.targets[np.asarray(index)]
     out = np.zeros((len(index), width), dtype=np.int32)
@@ -214,6 +229,11 @@ def training_dataset(
     target_spec = (
         tf.TensorSpec([None], tf.int32) if isinstance(data.targets, np.ndarray) else tf.TensorSpec([None, None], tf.int32)
     )
+    if data.soft_targets is not None:
+        if class_weights is not None:
+            raise ValueError("class weights and soft targets do not combine")
+        labels = data.soft_targets[0].shape[-1]
+        target_spec = tf.TensorSpec([*target_spec.shape, 1 + labels], tf.float32)
     signature = (feature_spec, target_spec)
     if class_weights is not None:
         signature += (tf.TensorSpec(target_spec.shape, tf.float32),)

@@ -192,8 +192,11 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
     state = _shared_resume_state(config, output_dir, resume, strategy)
     preprocessor, splits, pretrained = _prepare(config, output_dir)
     vocab, labels, char_vocab = preprocessor.vocab, preprocessor.labels, preprocessor.char_vocab
+    train_data, teacher = splits.data["train"], None
+    if config.distill.teacher:
+        train_data, teacher = _distillation(config, splits, preprocessor)
 
-    steps = steps_per_epoch(splits.data["train"], t.batch_size, min_rows=distribute.num_workers())
+    steps = steps_per_epoch(train_data, t.batch_size, min_rows=distribute.num_workers())
     with strategy.scope():
         model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0)
         if pretrained is not None:  # on resume the checkpoint below overwrites the weights; the freezing stays
@@ -206,8 +209,13 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
             kept = len(pretrained.vocab) if pretrained is not None else 0
             print(f"{config.task.name}: " + start_static_vectors(config, model.encoder.token_embedding, vocab, kept),
                   flush=True)
-        model.compile(optimizer=make_optimizer(t, steps * t.epochs),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        if teacher is None:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        else:
+            from kerasrnn.trainers.distill import DistillationLoss
+
+            loss = DistillationLoss(config.distill.temperature, config.distill.alpha)
+        model.compile(optimizer=make_optimizer(t, steps * t.epochs), loss=loss)
         if state is not None:
             model.optimizer.build(model.trainable_variables)
     if state is not None:  # outside the scope: loading the checkpoint there would make collective variables
@@ -246,13 +254,13 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
     start = time.perf_counter()
     stopped = False
     if steps_done:  # the rest of the epoch the run was stopped in, then the epochs after it
-        rest = _dataset(config, splits.data["train"], strategy, model, class_weights, initial_epoch, steps_done)
+        rest = _dataset(config, train_data, strategy, model, class_weights, initial_epoch, steps_done)
         model.fit(rest, epochs=initial_epoch + 1, steps_per_epoch=steps - steps_done, verbose=verbose,
                   callbacks=[*callbacks, RestoreMetrics(state["metrics_state"])], shuffle=False,
                   initial_epoch=initial_epoch)
         initial_epoch, stopped = initial_epoch + 1, model.stop_training
     if not stopped and initial_epoch < t.epochs:
-        dataset = _dataset(config, splits.data["train"], strategy, model, class_weights, initial_epoch)
+        dataset = _dataset(config, train_data, strategy, model, class_weights, initial_epoch)
         model.fit(dataset, epochs=t.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
                   shuffle=False, initial_epoch=initial_epoch)
     if nan_stop.where is None and stopper is not None and stopper.stopped_at is not None:
@@ -277,7 +285,7 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
                         crf_decoding(model))
            for split in ("dev", "test")},
         "train_seconds": round(train_seconds, 1),
-        "train_tokens_per_second": round(float(splits.data["train"].lengths.sum()) * epochs_run / train_seconds, 1),
+        "train_tokens_per_second": round(float(train_data.lengths.sum()) * epochs_run / train_seconds, 1),
         "epochs": epochs_run,
         "best_epoch": monitor.best_epoch + 1,
         "parameters": model.count_params(),
@@ -285,12 +293,39 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
         "weights_fingerprint": weights_fingerprint(model),
         "history": {k: [round(float(x), 6) for x in v] for k, v in history.items()},
     }
+    if teacher is not None:
+        result["distill"] = {"teacher": teacher.path, "teacher_parameters": teacher.parameters,
+                             "parameter_ratio": round(model.count_params() / teacher.parameters, 4),
+                             "teacher_test": teacher.test_metrics, "temperature": config.distill.temperature,
+                             "alpha": config.distill.alpha, "raw_sentences": len(train_data) - len(splits.data["train"])}
     atomic_write_json(result, output_dir / "metrics.json")
     plot_history(history, metric, output_dir / "history.png")
     print(f"{config.task.name}: best epoch {result['best_epoch']}, dev {metric} {result['dev'][metric]:.4f}, "
           f"test {metric} {result['test'][metric]:.4f}; weights fingerprint {result['weights_fingerprint']}",
           flush=True)
     return result
+
+
+def _distillation(config: Config, splits: Splits, preprocessor):
+    """The training data with the teacher's soft targets (and the raw sentences it labels), and the teacher."""
+    from kerasrnn.run import read_split
+    from kerasrnn.trainers.distill import Teacher, distillation_data
+
+    d = config.distill
+    teacher = Teacher.load(d.teacher, preprocessor.labels.tokens, config.task.type, d.temperature)
+    soft = teacher.soft_targets(splits.examples["train"], splits.data["train"].lengths)
+    raw = raw_soft = None
+    if d.raw_text:
+        raw_examples = read_split(config, "train", d.raw_text)
+        if d.raw_sentences and len(raw_examples) > d.raw_sentences:
+            pick = np.random.default_rng(config.training.seed).choice(len(raw_examples), d.raw_sentences,
+                                                                      replace=False)
+            raw_examples = [raw_examples[i] for i in sorted(pick)]
+        raw = preprocessor.encode(raw_examples)
+        raw_soft = teacher.soft_targets(raw_examples, raw.lengths)
+    print(f"{config.task.name}: distilling {d.teacher} ({teacher.parameters:,} parameters; T = {d.temperature}, "
+          f"alpha = {d.alpha}){f' with {len(raw)} raw sentences it labels' if raw is not None else ''}", flush=True)
+    return distillation_data(splits.data["train"], soft, raw, raw_soft), teacher
 
 
 def _stop_interrupted(config: Config, output_dir: Path, checkpointer: EpochCheckpoint, stopper: StopOnSignal,
