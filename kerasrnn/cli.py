@@ -148,6 +148,9 @@ def _benchmark_arguments(p):
     p.add_argument("--seq-lens", default="16,32,128")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--runs", type=int, default=100, help="timed calls per artifact and length")
+    p.add_argument("--compare", action="append", default=[], metavar="RUN_DIR",
+                   help="another exported run whose artifacts are timed in the same rounds (as RUN_NAME/FILE); "
+                   "repeat for several")
 
 
 def _benchmark(args) -> int:
@@ -156,14 +159,15 @@ def _benchmark(args) -> int:
     try:
         seq_lens = [int(x) for x in args.seq_lens.split(",")]
         threads = [int(x) for x in args.threads.split(",")]
-        bench = benchmark(args.run_dir, seq_lens, threads, args.runs)
+        bench = benchmark(args.run_dir, seq_lens, threads, args.runs, args.compare)
     except (*USAGE_ERRORS, RuntimeError) as e:
         return _error(e)
     for t, results in bench["results"].items():
         print(f"\nbatch 1, {t} thread(s), median ms")
-        print("artifact".ljust(22) + "".join(f"{n:>10}" for n in seq_lens))
+        width = max(24, *(len(name) + 2 for name in results))
+        print("artifact".ljust(width - 2) + "".join(f"{n:>10}" for n in seq_lens))
         for name, by_len in results.items():
-            print(name.ljust(24) + "".join(f"{by_len[str(n)]['p50']:>10.3f}" if str(n) in by_len else f"{'-':>10}"
+            print(name.ljust(width) + "".join(f"{by_len[str(n)]['p50']:>10.3f}" if str(n) in by_len else f"{'-':>10}"
                                            for n in seq_lens))
     return 0
 

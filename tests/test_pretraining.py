@@ -210,11 +210,15 @@ def test_embedder_export_matches_the_keras_bilm_and_is_timed(lm_run, lm_export):
     meta = json.loads((tmp_path / "metadata.json").read_text())
     assert meta["output"]["name"] == "vectors" and meta["output"]["shape"][-1] == 16 and "labels" not in meta
     assert "parity max_abs" in (tmp_path / "report.md").read_text()
-    # deploy.benchmark times the same files beside the Keras BiLM's top layer.
-    assert benchmark_cli.main(["--run-dir", str(lm_run), "--seq-lens", "8,16", "--threads", "1", "--runs", "3"]) == 0
+    # deploy.benchmark times the same files beside the Keras BiLM's top layer (and, with --compare, another run's
+    # files in the same rounds: here the run itself, under its folder's name)
+    assert benchmark_cli.main(["--run-dir", str(lm_run), "--seq-lens", "8,16", "--threads", "1", "--runs", "3",
+                               "--compare", str(lm_run)]) == 0
     bench = json.loads((tmp_path / "bench.json").read_text())["results"]["1"]
     streams = {name for name, r in report["streaming"].items() if "error" not in r}
-    assert set(bench) == {"keras", *artifacts, *streams}
+    own = {"keras", *artifacts, *streams}
+    assert set(bench) == own | {f"{lm_run.name}/{name}" for name in own}
+    assert set(bench[f"{lm_run.name}/model_int8_len12.tflite"]) == {"8"}
     assert set(bench["model_stream_fp32.tflite"]) == {"step", "8", "16"}
     assert set(bench["model_int8_len12.tflite"]) == {"8"}  # a 12-token file cannot take 16 tokens
     assert set(bench["keras"]) == set(bench["model_fp32.onnx"]) == {"8", "16"}

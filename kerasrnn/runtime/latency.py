@@ -22,61 +22,80 @@ ARTIFACT_ORDER = ("keras", "model_fp32.tflite", "model_dynamic.tflite", "model_i
                   "model_fp32.onnx", "model_int8.onnx")
 
 
-def time_in_process(run_dir, threads: int, seq_lens, runs: int) -> dict:
-    """Times everything in this process with `threads` threads: {artifact: {seq_len: {"p50", "p90"}}}."""
+def _runners(run, run_dir: Path, threads: int, prefix: str = "") -> tuple[dict, dict]:
+    """({name: runner}, {name: stream runner}) of a run's Keras model and its export folder's files."""
+    from kerasrnn.runtime.runners import KerasRunner, load_runner, task_specs
+    from kerasrnn.runtime.streaming import StreamRunner
+
+    if run.config.task.type == "language_model":
+        from kerasrnn.embedder import Embedder
+
+        runners = {f"{prefix}keras": Embedder.from_run(run).top_layer}  # what an embedder export outputs
+    else:
+        runners = {f"{prefix}keras": KerasRunner(model=run.model)}
+    files = sorted((run_dir / "export").glob("model_*.tflite")) + sorted((run_dir / "export").glob("model_*.onnx"))
+    streams = {}
+    for path in files:
+        if "stream" in path.name:
+            streams[prefix + path.name] = StreamRunner(path, specs=task_specs(**run.preprocessor.sizes),
+                                                       num_threads=threads)
+        else:
+            runners[prefix + path.name] = load_runner(path, num_threads=threads, **run.preprocessor.sizes)
+    return runners, streams
+
+
+def time_in_process(run_dir, threads: int, seq_lens, runs: int, compare=()) -> dict:
+    """Times everything in this process with `threads` threads: {artifact: {seq_len: {"p50", "p90"}}}. The
+    artifacts of the runs in `compare` join the same interleaved rounds as "RUN_NAME/ARTIFACT", each fed rows of
+    its own run's test split."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from kerasrnn.run import load_run, read_split
-    from kerasrnn.runtime.runners import KerasRunner, load_runner, task_specs
-    from kerasrnn.runtime.streaming import StreamRunner
 
-    run_dir = Path(run_dir)
-    run = load_run(run_dir)
-    data = run.encode(read_split(run.config, "test"))
-    if run.config.task.type == "language_model":
-        from kerasrnn.embedder import Embedder
-
-        runners = {"keras": Embedder.from_run(run).top_layer}  # what an embedder export outputs
-    else:
-        runners = {"keras": KerasRunner(model=run.model)}
-    files = sorted((run_dir / "export").glob("model_*.tflite")) + sorted((run_dir / "export").glob("model_*.onnx"))
-    streams = {}
-    for path in files:
-        if "stream" in path.name:
-            streams[path.name] = StreamRunner(path, specs=task_specs(**run.preprocessor.sizes), num_threads=threads)
-        else:
-            runners[path.name] = load_runner(path, num_threads=threads, **run.preprocessor.sizes)
+    groups = []  # (runners, streams, test data) per run
+    for k, directory in enumerate([run_dir, *compare]):
+        directory = Path(directory)
+        run = load_run(directory)
+        groups.append((*_runners(run, directory, threads, f"{directory.name}/" if k else ""),
+                       run.encode(read_split(run.config, "test"))))
     # Every artifact at one length is timed in interleaved rounds (`time_interleaved`): the machine is shared.
-    results = {name: {} for name in [*runners, *streams]}
+    results = {name: {} for runners, streams, _ in groups for name in [*runners, *streams]}
     for n in seq_lens:
-        features = latency_input(data, n)
-        row = {key: x[0] for key, x in features.items()}
-        fns = {name: (lambda r=runner, f=features: r(f)) for name, runner in runners.items()
-               if (getattr(runner, "fixed_length", None) or n) >= n}  # a fixed-length file cannot take more
-        # A stream: a row of n tokens fed from a fresh state.
-        fns.update({name: (lambda s=stream, r=row: (s.reset(), s.feed(r))) for name, stream in streams.items()})
+        fns = {}
+        for runners, streams, data in groups:
+            features = latency_input(data, n)
+            row = {key: x[0] for key, x in features.items()}
+            fns.update({name: (lambda r=runner, f=features: r(f)) for name, runner in runners.items()
+                        if (getattr(runner, "fixed_length", None) or n) >= n})  # a fixed-length file takes no more
+            # A stream: a row of n tokens fed from a fresh state.
+            fns.update({name: (lambda s=stream, r=row: (s.reset(), s.feed(r))) for name, stream in streams.items()})
         for name, timing in time_interleaved(fns, runs).items():
             results[name][str(n)] = timing
-    if streams:  # "step": one token fed to a running stream
+    step = {}
+    for _, streams, data in groups:  # "step": one token fed to a running stream
         token = {key: x[0, :1] for key, x in latency_input(data, 1).items()}
-        for name, timing in time_interleaved({name: (lambda s=stream: s.feed(token))
-                                              for name, stream in streams.items()}, runs).items():
+        step.update({name: (lambda s=stream, t=token: s.feed(t)) for name, stream in streams.items()})
+    if step:
+        for name, timing in time_interleaved(step, runs).items():
             results[name]["step"] = timing
     return results
 
 
-def benchmark(run_dir, seq_lens=(16, 32, 128), threads=(1, 2), runs: int = 100) -> dict:
-    """Runs one worker per thread count and writes `export/bench.json` and `export/bench.png`."""
+def benchmark(run_dir, seq_lens=(16, 32, 128), threads=(1, 2), runs: int = 100, compare=()) -> dict:
+    """Runs one worker per thread count and writes `export/bench.json` and `export/bench.png`; `compare`: other
+    run folders whose exports are timed beside this one's (in the same rounds)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "export").is_dir():
-        raise FileNotFoundError(f"{run_dir}/export: no export folder; run deploy.export first")
-    out = {"batch": 1, "runs": runs, "seq_lens": list(seq_lens), "threads": list(threads), "results": {}}
+    for directory in [run_dir, *map(Path, compare)]:
+        if not (directory / "export").is_dir():
+            raise FileNotFoundError(f"{directory}/export: no export folder; run deploy.export first")
+    out = {"batch": 1, "runs": runs, "seq_lens": list(seq_lens), "threads": list(threads),
+           "compare": [str(c) for c in compare], "results": {}}
     for t in threads:
         print(f"[benchmark] timing with {t} thread(s)", flush=True)
         cmd = [sys.executable, "-m", "kerasrnn.runtime.latency", str(run_dir), str(t),
-               ",".join(map(str, seq_lens)), str(runs)]
+               ",".join(map(str, seq_lens)), str(runs), *map(str, compare)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
@@ -115,5 +134,6 @@ def plot(bench: dict, path) -> None:
 
 if __name__ == "__main__":
     run_dir_arg, threads_arg, lens_arg, runs_arg = sys.argv[1:5]
-    result = time_in_process(run_dir_arg, int(threads_arg), [int(x) for x in lens_arg.split(",")], int(runs_arg))
+    result = time_in_process(run_dir_arg, int(threads_arg), [int(x) for x in lens_arg.split(",")], int(runs_arg),
+                             sys.argv[5:])
     print(json.dumps(result))
