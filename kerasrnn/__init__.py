@@ -1,6 +1,6 @@
 """kerasrnn: contextual word vectors from recurrent networks, trained in Keras 3 and shipped to the edge."""
 
-from kerasrnn import layers, metrics, models, text
+from kerasrnn import layers, metrics, models, optimizers, text
 from kerasrnn.embedder import Embedder
 from kerasrnn.models import BiLanguageModel, ContextualEncoder, SequenceTagger, TextClassifier
 from kerasrnn.text import Vocabulary, WordTokenizer
@@ -17,5 +17,6 @@ __all__ = [
     "layers",
     "metrics",
     "models",
+    "optimizers",
     "text",
 ]
