@@ -95,3 +95,24 @@ def test_models_that_cannot_stream_are_refused(case):
                        bidirectional=case == "bidirectional")
     with pytest.raises(UnsupportedLayerError, match="backwards" if case == "bidirectional" else "per token"):
         StreamGraph(KerasGraph(model, softmax=True))
+
+
+def test_an_sru_tagger_streams_its_state_c_token_by_token(tmp_path):
+    model = train_briefly(make_model("tagging", "sru", chars=True, num_layers=2, bidirectional=False))
+    stream, paths = stream_file(tmp_path, KerasGraph(model, softmax=True))
+    assert stream.state_names == ["c_0", "c_1"]  # an SRU's whole state
+    runner = StreamRunner(paths["fp32"], specs=task_specs(VOCAB, CHARS, WORD_CHARS))
+    inputs = make_inputs(np.random.default_rng(4), lengths=(9, 2))
+    for i, n in enumerate((inputs["token_ids"] != 0).sum(1)):
+        row = {k: v[i, :n] for k, v in inputs.items()}
+        ref = keras_probs(model, {k: v[None] for k, v in row.items()})[0]
+        for size in (1, 3, 9):
+            assert_all_close(fed(runner, row, size), ref, atol=1e-5)
+
+
+def test_a_staged_file_is_not_cut_for_a_model_of_srus_only():
+    from kerasrnn.export.staged import StagedGraph
+
+    model = make_model("tagging", "sru", chars=False, num_layers=1, bidirectional=True)
+    with pytest.raises(ValueError, match="every recurrence is an SRU"):
+        StagedGraph(KerasGraph(model))

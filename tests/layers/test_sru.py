@@ -129,6 +129,16 @@ def test_the_export_graph_runs_the_same_scan_for_a_dynamic_and_a_fixed_length():
                           input_signature=[tf.TensorSpec([None, None, 7], tf.float32)])
     assert_all_close(dynamic(x), layer(x), atol=2e-5)
     assert_all_close(sru_sequence(tf.constant(x), kernel, bias, 5), layer(x), atol=2e-5)
+    # the longest row it takes: the scan's 10 steps reach back over 1023 positions
+    from kerasrnn.export.keras_graph import SRU_MAX_LENGTH
+
+    slow = random_sru(5, 7, seed=5, return_sequences=True)
+    slow.bias.assign(np.r_[np.full(5, 6.0), np.zeros(5)].astype("float32"))  # f ~ 0.998: a long memory
+    long = np.random.default_rng(7).normal(size=(1, SRU_MAX_LENGTH, 7)).astype("float32")
+    kernel, bias = (np.asarray(w) for w in slow.weights)
+    long_function = tf.function(lambda v: sru_sequence(v, kernel, bias, 5),
+                                input_signature=[tf.TensorSpec([None, None, 7], tf.float32)])
+    assert_all_close(long_function(long), slow(long), atol=1e-4)
 
 
 def test_the_scan_gradient_is_the_gradient_of_the_recurrence():
