@@ -43,10 +43,13 @@ def test_finished_runs_are_reused_and_the_tables_are_written_from_them(tmp_path,
     config = Config.load(recipes.CONFIGS / "sentiment_sst2.toml")
     metrics = _finished_run(tmp_path / "sentiment_sst2", config, 0.85)
     monkeypatch.setattr(recipes.subprocess, "run", lambda *a, **k: pytest.fail("a finished run was retrained"))
-    assert recipes.train_once(config, tmp_path / "sentiment_sst2", force=False) == metrics
+    metrics = recipes.train_once(config, tmp_path / "sentiment_sst2", force=False)
+    assert metrics["test"] == {"accuracy": 0.85} and metrics["optimizer"] == "-"
     recipes.write_results([("sentiment_sst2", config, metrics)], tmp_path)
     table = (tmp_path / "results.md").read_text()
-    assert "| sentiment_sst2 | accuracy | 0.8400 | 0.8500 | 1.5 | 4 (3) | 1,234 |" in table
+    # the optimizer column reads the run's model.keras, which this stand-in run has not
+    assert ("| sentiment_sst2 | accuracy | 0.8400 | 0.8500 | 1.5 | 4 (3) | 1,234 | 1 x lstm 128 | glove-6b-50d | "
+            "- |") in table
     assert json.loads((tmp_path / "results.json").read_text())["sentiment_sst2"]["test"] == 0.85
     other = _finished_run(tmp_path / "variant", config, 0.83)
     recipes.write_ablations({"sentiment_sst2": [("this recipe", metrics), ("no vectors", other)]}, tmp_path)
@@ -73,3 +76,16 @@ def test_a_changed_config_is_trained_again(tmp_path, monkeypatch):
         "accuracy": 0.5}
     assert calls and calls[0][-4:] == ["--config", str(tmp_path / "r.toml"), "--output-dir", str(tmp_path / "r")]
     assert Config.load(tmp_path / "r.toml").training.seed == 99
+
+
+def test_the_optimizer_column_reads_what_the_model_was_compiled_with(tmp_path):
+    import keras
+
+    from kerasrnn.optimizers import FusedAdam
+
+    inputs = keras.Input((2,))
+    for optimizer, name in ((FusedAdam(), "FusedAdam"), (keras.optimizers.Adam(), "Adam (Keras)")):
+        model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+        model.compile(optimizer=optimizer, loss="mse")
+        model.save(tmp_path / "model.keras")
+        assert recipes.optimizer_of(tmp_path) == name

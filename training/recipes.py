@@ -28,7 +28,9 @@ from kerasrnn.files import atomic_write_json, atomic_write_text
 ROOT = Path(__file__).resolve().parent
 CONFIGS = ROOT / "configs"
 ABLATIONS = ROOT / "ablations.toml"
-RECIPES = ("pos_ewt", "ner_wnut17", "intent_clinc150", "intent_banking77", "sentiment_sst2")
+# pos_ewt_distilled learns from runs/pos_ewt: it comes after it
+RECIPES = ("pos_ewt", "ner_wnut17", "intent_clinc150", "intent_banking77", "sentiment_sst2", "pos_ewt_sru",
+           "pos_ewt_distilled")
 
 
 def main(argv=None) -> int:
@@ -85,13 +87,27 @@ def read_ablations(path: Path) -> dict:
     return out
 
 
+def optimizer_of(run_dir: Path) -> str:
+    """The class of the optimizer a run's model.keras was compiled with (its config.json), or "-" without one."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(run_dir / "model.keras") as archive:
+            compiled = json.loads(archive.read("config.json")).get("compile_config") or {}
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+        return "-"
+    name = (compiled.get("optimizer") or {}).get("class_name", "-")
+    return "Adam (Keras)" if name == "Adam" else name
+
+
 def train_once(config, out: Path, force: bool) -> dict:
-    """The run's metrics.json, training it first unless `out` holds a finished run of this very config."""
+    """The run's metrics.json (with the optimizer its model was compiled with), training it first unless `out`
+    holds a finished run of this very config."""
     metrics = out / "metrics.json"
     same = (out / "config.toml").is_file() and Config.load(out / "config.toml") == config  # keys added since: defaults
     if metrics.is_file() and same and not force:
         print(f"{out}: reusing the finished run", flush=True)
-        return json.loads(metrics.read_text(encoding="utf-8"))
+        return {**json.loads(metrics.read_text(encoding="utf-8")), "optimizer": optimizer_of(out)}
     if out.exists():  # a run of another config (or --force): its checkpoints and export would not belong to the new one
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -104,21 +120,24 @@ def train_once(config, out: Path, force: bool) -> dict:
         status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT.parent).returncode
     if status:
         raise SystemExit(f"error: training {out} failed (exit {status}); see {out.with_name(out.name + '.log')}")
-    return json.loads(metrics.read_text(encoding="utf-8"))
+    return {**json.loads(metrics.read_text(encoding="utf-8")), "optimizer": optimizer_of(out)}
 
 
 def write_results(rows, runs: Path) -> None:
-    table = ["| recipe | metric | dev | test | train minutes | epochs (best) | parameters | static vectors |",
-             "|---|---|---|---|---|---|---|---|"]
+    table = ["| recipe | metric | dev | test | train minutes | epochs (best) | parameters | cell | static vectors | "
+             "optimizer |", "|---|---|---|---|---|---|---|---|---|---|"]
     summary = {}
     for name, config, m in rows:
         metric = m["metric"]
         vectors = config.model.static_vectors or "-"
         if config.model.init_from:
             vectors = f"init_from {config.model.init_from}"
+        if config.distill.teacher:
+            vectors += f"; distilled from {config.distill.teacher}"
         table.append(f"| {name} | {metric} | {m['dev'][metric]:.4f} | {m['test'][metric]:.4f} | "
                      f"{m['train_seconds'] / 60:.1f} | {m['epochs']} ({m['best_epoch']}) | {m['parameters']:,} | "
-                     f"{vectors} |")
+                     f"{config.model.num_layers} x {config.model.cell} {config.model.units} | {vectors} | "
+                     f"{m.get('optimizer', '-')} |")
         summary[name] = {"metric": metric, "dev": m["dev"][metric], "test": m["test"][metric],
                          "train_seconds": m["train_seconds"], "parameters": m["parameters"]}
     text = "\n".join(table) + "\n"
