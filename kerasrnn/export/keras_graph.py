@@ -64,23 +64,23 @@ def reverse_valid(x, lengths):
     return tf.gather(x, index, batch_dims=1)
 
 
-SRU_MAX_LENGTH = 1024  # positions the exported SRU scan covers: log2 of it is the number of its steps
+SRU_MAX_LENGTH = 1024  # positions the exported SRU scan covers by default: log2 of it is the number of its steps
 
 
-def sru_sequence(x, kernel, bias, units: int):
+def sru_sequence(x, kernel, bias, units: int, max_length: int = SRU_MAX_LENGTH):
     """The outputs [batch, time, units] of a Keras `kerasrnn.layers.SRU` (forward, from a zero state, no mask) over
     x [batch, time, features]: its projections as one matmul, its recurrence c_t = f_t c_{t-1} + a_t as a parallel
     prefix scan (Hillis and Steele: after the step of width d, (f_t, a_t) composes steps t-2d+1..t), so that the
-    graph has no loop (the int8 calibrator cannot take a WHILE loop) and takes any length up to SRU_MAX_LENGTH (a
-    static time axis: exactly the steps it needs).
+    graph has no loop (the int8 calibrator cannot take a WHILE loop) and takes any length up to `max_length`
+    (ceil(log2 max_length) steps; a static time axis: exactly the steps it needs).
 
     The shift by d is a PAD of d zero rows in front and a SLICE of all but the last d rows: both have constant
     arguments, so every shape follows from the input's when the interpreter is resized (a SLICE up to the row's
     length read from a SHAPE op made every tensor dynamic: pos_ewt_sru's int8 file took 4.9 ms at 32 tokens; a
     GATHER per shift 0.52 ms at 32 and 6.1 at 256; this 0.43 and 3.9, batch 1, 1 thread). Positions before the
     start read zeros in both f and a: a state that starts at zero never reads the f of a window reaching past the
-    start, so zeros serve both. SRU_MAX_LENGTH bounds the rows (10 steps; 12 steps for 4096 positions cost 0.68
-    instead of 0.43 ms at 32 tokens: the wider shifts pad more rows)."""
+    start, so zeros serve both. Each step counts: 12 steps (4096 positions) cost 0.68 ms at 32 tokens against 0.43
+    with 10 (the wider shifts pad more rows), so a run's export takes its preprocessor's max_length (256: 8 steps)."""
     u = _matmul(x, kernel, None)
     candidate, f, r = u[..., :units], u[..., units : 2 * units], u[..., 2 * units : 3 * units]
     highway = u[..., 3 * units :] if kernel.shape[1] == 4 * units else x
@@ -88,7 +88,7 @@ def sru_sequence(x, kernel, bias, units: int):
     r = tf.sigmoid(r + bias[units:])
     a = (1.0 - f) * candidate
     time = x.shape[1]
-    steps = int(np.ceil(np.log2(time))) if time else int(np.log2(SRU_MAX_LENGTH))
+    steps = int(np.ceil(np.log2(time or max_length)))
     d = 1
     for step in range(steps):
         a = a + f * tf.pad(a, [[0, 0], [d, 0], [0, 0]])[:, :-d]
@@ -98,11 +98,11 @@ def sru_sequence(x, kernel, bias, units: int):
     return r * tf.tanh(a) + (1.0 - r) * highway
 
 
-def max_length(model) -> int | None:
-    """The most positions a row may hold in the exports of `model`: SRU_MAX_LENGTH when it has an SRU layer (its
-    scan has that many positions' steps), else None (any length)."""
+def max_length(model, limit: int = SRU_MAX_LENGTH) -> int | None:
+    """The most positions a row may hold in the exports of `model`: `limit` when it has an SRU layer (its scan's
+    steps cover that many positions), else None (any length)."""
     layers = model._flatten_layers(include_self=True, recursive=True)
-    return SRU_MAX_LENGTH if any(type(layer).__name__ == "SRU" for layer in layers) else None
+    return limit if any(type(layer).__name__ == "SRU" for layer in layers) else None
 
 
 def _matmul(x, kernel, bias):
@@ -166,13 +166,17 @@ class KerasGraph(tf.Module):
             probabilities). Defaults to False: the output means what the Keras output means.
         output_name: str. The output's name in the TFLite signature and the ONNX graph. Defaults to the Keras
             output's name.
+        sru_max_length: int. The longest row an SRU layer's scan covers (metadata.json's `max_length`; longer rows
+            are refused by the runners). Defaults to SRU_MAX_LENGTH (1024).
 
     Raises:
         UnsupportedLayerError: naming the first layer, option or operation outside the supported set.
     """
 
-    def __init__(self, model, fixed_length: int | None = None, softmax: bool = False, output_name: str | None = None):
+    def __init__(self, model, fixed_length: int | None = None, softmax: bool = False, output_name: str | None = None,
+                 sru_max_length: int = SRU_MAX_LENGTH):
         super().__init__(name="inference_graph")
+        self.sru_max_length = sru_max_length
         import keras
 
         from kerasrnn.models import BiLanguageModel
@@ -202,7 +206,7 @@ class KerasGraph(tf.Module):
             self.output_name = output_name or _tensor_name(model.outputs[0])
         self.padded = next((i.name for i in self.inputs.values() if i.right_padded), None)
         for info in self.inputs.values():
-            info.max_length = max_length(model)
+            info.max_length = max_length(model, self.sru_max_length)
         self._snapshot(model)
         self._check()
 
@@ -334,7 +338,7 @@ class KerasGraph(tf.Module):
                                                 "the export runs each row from a zero state")
             if cell == "SRU":
                 kernel, bias = self._state.constants[id(layer)]
-                self._state.rnns[key] = lambda x: sru_sequence(x, kernel, bias, layer.units)
+                self._state.rnns[key] = lambda x: sru_sequence(x, kernel, bias, layer.units, self.sru_max_length)
                 return self._state.rnns[key]
             kwargs = {}
             for option in ("activation", "recurrent_activation"):

@@ -22,13 +22,15 @@ class RunTarget:
     def graph(self, fixed_length=None):
         from kerasrnn.export.keras_graph import KerasGraph
 
+        # the preprocessor cuts rows at its max_length: an SRU's scan needs no more steps than cover it
         return KerasGraph(self.run.model, fixed_length=fixed_length, softmax=self.softmax,
-                          output_name=self.output_name)
+                          output_name=self.output_name, sru_max_length=self.run.preprocessor.max_length)
 
     def specs(self) -> list[InputSpec]:
         from kerasrnn.export.keras_graph import max_length
 
-        return task_specs(**self.run.preprocessor.sizes, max_length=max_length(self.run.model))
+        return task_specs(**self.run.preprocessor.sizes,
+                          max_length=max_length(self.run.model, self.run.preprocessor.max_length))
 
     def stream_reference(self, rows) -> list:
         """What a streaming file must answer for each row: the Keras outputs of the whole row."""
@@ -40,9 +42,10 @@ class RunTarget:
         from kerasrnn.export.keras_graph import max_length
 
         described = self.run.preprocessor.describe()
-        if max_length(self.run.model) is not None:
+        limit = max_length(self.run.model, self.run.preprocessor.max_length)
+        if limit is not None:
             for info in described["inputs"].values():
-                info["max_length"] = max_length(self.run.model)
+                info["max_length"] = limit
         return {"task": self.config.task.name, **described, "output": self.output()}
 
 

@@ -164,3 +164,19 @@ def test_the_scan_gradient_is_the_gradient_of_the_recurrence():
         grads.append(tape.gradient(loss, [f, a]))
     for got, expected in zip(*grads, strict=True):
         assert_all_close(got, expected, atol=2e-5)
+
+
+def test_an_exported_graph_covers_the_rows_up_to_its_max_length_and_says_so():
+    from kerasrnn.export.keras_graph import KerasGraph
+    from kerasrnn.models import ContextualEncoder, SequenceTagger
+
+    keras.utils.set_random_seed(8)
+    model = SequenceTagger(ContextualEncoder(30, embedding_dim=6, cell="sru", units=6, output_dim=6), num_tags=3)
+    model.encoder.recurrent_layers[0].forward_layer.bias.assign(np.r_[np.full(6, 5.0), np.zeros(6)])  # long memory
+    graph = KerasGraph(model, sru_max_length=16)
+    assert graph.inputs["token_ids"].max_length == 16 and graph.inputs["token_ids"].describe()["max_length"] == 16
+    ids = np.random.default_rng(9).integers(1, 30, (1, 24)).astype("int32")
+    keras_out = np.asarray(model({"token_ids": ids}))
+    got = np.asarray(graph.function(batch=None)({"token_ids": ids})[graph.output_name])
+    assert_all_close(got[:, :16], keras_out[:, :16], atol=1e-5)  # 4 scan steps: 16 positions exactly
+    assert np.abs(got[:, 16:] - keras_out[:, 16:]).max() > 1e-4  # beyond them: what the runners refuse
