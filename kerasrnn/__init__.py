@@ -1,6 +1,6 @@
 """kerasrnn: contextual word vectors from recurrent networks, trained in Keras 3 and shipped to the edge."""
 
-from kerasrnn import layers, metrics, models, optimizers, text
+from kerasrnn import layers, losses, metrics, models, optimizers, text
 from kerasrnn.embedder import Embedder
 from kerasrnn.models import BiLanguageModel, ContextualEncoder, SequenceTagger, TextClassifier
 from kerasrnn.text import Vocabulary, WordTokenizer
@@ -15,6 +15,7 @@ __all__ = [
     "Vocabulary",
     "WordTokenizer",
     "layers",
+    "losses",
     "metrics",
     "models",
     "optimizers",

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from kerasrnn.data.pipeline import EncodedData, batch_targets
-from kerasrnn.trainers.distill import DistillationLoss, label_order, soften
+from kerasrnn.losses import DistillationLoss
+from kerasrnn.trainers.distill import label_order, soften
 from tests.test_training import WORDS, tagging_file, tiny_config
 from training import train as train_cli
 
@@ -85,6 +86,12 @@ def test_a_student_learns_from_a_teacher_run_and_from_the_raw_text_it_labels(tmp
     from kerasrnn.run import load_run
     from kerasrnn.trainers.evaluation import predict
 
+    # the student's model.keras names its loss: a fresh process with only `import kerasrnn` loads it
+    import subprocess
+    import sys
+
+    code = f"from kerasrnn.safe_load import load_model; load_model({str(tmp_path / 'student' / 'model.keras')!r})"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
     raw = read_text(tmp_path / "raw.txt")
     teacher, student = load_run(tmp_path / "teacher"), load_run(tmp_path / "student")
     agree = np.mean(np.concatenate([

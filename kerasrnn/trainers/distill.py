@@ -4,7 +4,8 @@ labels, on the training data and, for taggers, on raw text only the teacher labe
 The teacher's probabilities are computed once, before training, with the teacher's own preprocessor (so student
 and teacher may have different vocabularies, characters and sizes; they must share the labels), softened by the
 temperature T and stored beside the gold ids in the training targets: `[..., 0]` the gold id (-1: none, a raw
-sentence), `[..., 1:]` the teacher's distribution at T in the student's label order. `DistillationLoss` reads them:
+sentence), `[..., 1:]` the teacher's distribution at T in the student's label order. `kerasrnn.losses.DistillationLoss`
+reads them:
 
     (1 - alpha) * CE(gold, softmax(z)) + alpha * T^2 * CE(teacher_T, softmax(z / T))
 
@@ -15,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
 import numpy as np
-from keras import ops
 
 from kerasrnn.data.pipeline import EncodedData
 
@@ -96,32 +95,3 @@ def distillation_data(data: EncodedData, soft, raw: EncodedData | None = None, r
     targets = [*data.targets, *(np.full(len(t), -1, np.int32) for t in raw.token_ids)]
     chars = None if data.char_ids is None else [*data.char_ids, *raw.char_ids]
     return EncodedData([*data.token_ids, *raw.token_ids], chars, targets, [*soft, *raw_soft])
-
-
-@keras.saving.register_keras_serializable(package="kerasrnn")
-class DistillationLoss(keras.losses.Loss):
-    """The student's loss on targets [..., 1 + labels] (gold id, then the teacher's distribution at T) and logits
-    [..., labels]; a gold id of -1 (raw text) leaves only the soft term.
-
-    Args:
-        temperature: float. T. Defaults to 2.0.
-        alpha: float. Weight of the soft term. Defaults to 0.5.
-    """
-
-    def __init__(self, temperature=2.0, alpha=0.5, name="distillation_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.temperature = temperature
-        self.alpha = alpha
-
-    def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, "float32")
-        y_pred = ops.cast(y_pred, "float32")
-        gold = ops.cast(y_true[..., 0], "int32")
-        teacher = y_true[..., 1:]
-        has_gold = ops.cast(gold >= 0, "float32")
-        hard = keras.losses.sparse_categorical_crossentropy(ops.maximum(gold, 0), y_pred, from_logits=True)
-        soft = -ops.sum(teacher * ops.log_softmax(y_pred / self.temperature, axis=-1), axis=-1)
-        return (1.0 - self.alpha) * hard * has_gold + self.alpha * self.temperature**2 * soft
-
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature, "alpha": self.alpha}

@@ -212,7 +212,7 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
         if teacher is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         else:
-            from kerasrnn.trainers.distill import DistillationLoss
+            from kerasrnn.losses import DistillationLoss
 
             loss = DistillationLoss(config.distill.temperature, config.distill.alpha)
         model.compile(optimizer=make_optimizer(t, steps * t.epochs), loss=loss)
