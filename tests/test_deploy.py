@@ -209,7 +209,7 @@ def test_a_crf_tagger_exports_with_its_scores_and_every_client_decodes_like_kera
     config = tiny_config(tmp_path / "crf.toml", 'name = "tiny_ner"\ntype = "tagging"\nmetric = "f1"', "conll", files,
                          data="min_count = 1",
                          model="units = 8\nembedding_dim = 8\noutput_dim = 8\nchar_filters = 4\nchar_embedding_dim = 4\n"
-                         "crf = true", training="epochs = 3\nbatch_size = 8\nlearning_rate = 0.02")
+                         "crf = true", training="epochs = 5\nbatch_size = 8\nlearning_rate = 0.02")
     out = tmp_path / "run"
     assert train_cli.main(["--config", str(config), "--output-dir", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["test"]["f1"] > 0.5

@@ -53,8 +53,8 @@ class SRU(keras.layers.Layer):
 
     The gates read x_t only (the first formulation; the 2018 one adds v * c_{t-1}), so c is linear in its past:
     training runs it as a loop of one multiply-add per step (`linear_scan`, with the reverse recurrence as its
-    gradient), and the exported graph (`kerasrnn.export`) as a parallel prefix scan of ceil(log2 time) vectorised
-    steps: plain FULLY_CONNECTED, MUL, ADD, PAD and SLICE ops, full int8 at any length, no WHILE loop.
+    gradient), and the exported graph (`kerasrnn.export`) as a parallel prefix scan of ceil(log2 max_length)
+    vectorised steps: plain FULLY_CONNECTED, MUL, ADD, PAD and SLICE ops, full int8 at any length, no WHILE loop.
 
     Shapes: [batch, time, features] -> [batch, time, units] (`return_sequences`) or [batch, units].
     Masking: a masked step keeps the state (f = 1 and no input), for any mask, and its output is zero, as Keras'
