@@ -82,13 +82,13 @@ def test_a_student_learns_from_a_teacher_run_and_from_the_raw_text_it_labels(tmp
     assert d["parameter_ratio"] == pytest.approx(metrics["parameters"] / teacher_metrics["parameters"], abs=1e-4)
     assert d["parameter_ratio"] < 0.7
     # the student tags the raw text as its teacher does
-    from kerasrnn.data.readers import read_text
-    from kerasrnn.run import load_run
-    from kerasrnn.trainers.evaluation import predict
-
     # the student's model.keras names its loss: a fresh process with only `import kerasrnn` loads it
     import subprocess
     import sys
+
+    from kerasrnn.data.readers import read_text
+    from kerasrnn.run import load_run
+    from kerasrnn.trainers.evaluation import predict
 
     code = f"from kerasrnn.safe_load import load_model; load_model({str(tmp_path / 'student' / 'model.keras')!r})"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

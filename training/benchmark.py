@@ -1,7 +1,8 @@
 """Training throughput, ours vs the PyTorch reference of the seed's model, side by side on the same batches.
 
 `python -m training.benchmark --config training/configs/pos_ewt.toml --output-dir DIR [--threads 2] [--steps 100]
-[--repeats 3] [--cells sru]` writes DIR/train_bench.json and DIR/train_bench.png. Needs the `bench` extra: `pip install -e ".[bench]"`.
+[--repeats 3] [--cells sru]` writes DIR/train_bench.json and DIR/train_bench.png. Needs the `bench` extra:
+`pip install -e ".[bench]"`.
 """
 
 import argparse
