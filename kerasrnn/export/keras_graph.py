@@ -77,16 +77,12 @@ def sru_sequence(x, kernel, bias, units: int, max_length: int = SRU_MAX_LENGTH):
     The shift by d is a PAD of d zero rows in front and a SLICE of all but the last d rows: both have constant
     arguments, so every shape follows from the input's when the interpreter is resized (a SLICE up to the row's
     length read from a SHAPE op made every tensor dynamic: pos_ewt_sru's int8 file took 4.9 ms at 32 tokens; a
-    GATHER per shift 0.52 ms at 32 and 6.1 at 256; this 0.43 and 3.9, batch 1, 1 thread). Positions before the
-    start read zeros in both f and a: a state that starts at zero never reads the f of a window reaching past the
-    start, so zeros serve both. Each step counts: 12 steps (4096 positions) cost 0.68 ms at 32 tokens against 0.43
-    with 10 (the wider shifts pad more rows), so a run's export takes its preprocessor's max_length (256: 8 steps)."""
-    u = _matmul(x, kernel, None)
-    candidate, f, r = u[..., :units], u[..., units : 2 * units], u[..., 2 * units : 3 * units]
-    highway = u[..., 3 * units :] if kernel.shape[1] == 4 * units else x
-    f = tf.sigmoid(f + bias[:units])
-    r = tf.sigmoid(r + bias[units:])
-    a = (1.0 - f) * candidate
+    GATHER per shift 0.52 ms at 32 and 6.1 at 256; this 0.43 and 3.9; one-off timings, batch 1, 1 thread).
+    Positions before the start read zeros in both f and a: a state that starts at zero never reads the f of a
+    window reaching past the start, so zeros serve both. Each step counts: 12 steps (4096 positions) cost 0.68 ms
+    at 32 tokens against 0.43 with 10 (the wider shifts pad more rows), so a run's export takes its preprocessor's
+    max_length (256: 8 steps)."""
+    f, a, r, highway = sru_gates(x, kernel, bias, units)
     time = x.shape[1]
     steps = int(np.ceil(np.log2(time or max_length)))
     d = 1
@@ -96,6 +92,16 @@ def sru_sequence(x, kernel, bias, units: int, max_length: int = SRU_MAX_LENGTH):
             f = f * tf.pad(f, [[0, 0], [d, 0], [0, 0]])[:, :-d]
         d *= 2
     return r * tf.tanh(a) + (1.0 - r) * highway
+
+
+def sru_gates(x, kernel, bias, units: int):
+    """An SRU's per-step terms for every step of x [batch, time, features] at once: the forget gate f, the input
+    a = (1 - f) x~, the reset gate r and the highway term (x, or its projection when features != units)."""
+    u = _matmul(x, kernel, None)
+    candidate, f, r = u[..., :units], u[..., units : 2 * units], u[..., 2 * units : 3 * units]
+    highway = u[..., 3 * units :] if kernel.shape[1] == 4 * units else x
+    f = tf.sigmoid(f + bias[:units])
+    return f, (1.0 - f) * candidate, tf.sigmoid(r + bias[units:]), highway
 
 
 def max_length(model, limit: int = SRU_MAX_LENGTH) -> int | None:
@@ -205,8 +211,9 @@ class KerasGraph(tf.Module):
             self._body = lambda values: self._run(functional, values)
             self.output_name = output_name or _tensor_name(model.outputs[0])
         self.padded = next((i.name for i in self.inputs.values() if i.right_padded), None)
+        limit = max_length(model, self.sru_max_length)
         for info in self.inputs.values():
-            info.max_length = max_length(model, self.sru_max_length)
+            info.max_length = limit
         self._snapshot(model)
         self._check()
 

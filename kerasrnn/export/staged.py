@@ -28,7 +28,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from kerasrnn.export.keras_graph import ACTIVATIONS, KerasGraph, _activation_name
+from kerasrnn.export.keras_graph import ACTIVATIONS, KerasGraph, _activation_name, sru_gates
 from kerasrnn.runtime.staged import plan_from_shapes, run_staged
 
 
@@ -126,13 +126,7 @@ class Recurrence:
 
     def _sru_steps(self, x, state: dict, valid=None):
         # The projections and the output of all K steps at once; only c_t = f_t c_{t-1} + a_t runs step by step.
-        units, steps = self.units, x.shape[1]
-        xw = tf.reshape(tf.matmul(tf.reshape(x, [-1, self.features]), self.kernel), [-1, steps, self.kernel.shape[1]])
-        candidate, f, r = xw[..., :units], xw[..., units : 2 * units], xw[..., 2 * units : 3 * units]
-        highway = xw[..., 3 * units :] if self.kernel.shape[1] == 4 * units else x
-        f = tf.sigmoid(f + self.bias[:units])
-        r = tf.sigmoid(r + self.bias[units:])
-        a = (1.0 - f) * candidate
+        f, a, r, highway = sru_gates(x, self.kernel, self.bias, self.units)
         c, cs = state["c"], []
         for t, (ft, at) in enumerate(zip(tf.unstack(f, axis=1), tf.unstack(a, axis=1), strict=True)):
             new_c = ft * c + at

@@ -6,7 +6,7 @@ def _scan(f, a):
     """c_t = f_t * c_{t-1} + a_t from c_{-1} = 0 along axis 1 of f, a [batch, time, units]: a loop over time of
     one multiply-add on [batch, units] tensors, which stay in cache. (The exported graph runs a parallel prefix
     scan instead, `kerasrnn.export.keras_graph.sru_sequence`; in training here the loop measured faster: 3.8 vs
-    8.5 ms forward and backward at 32 x 30 x 128, 19 vs 33 ms at 16 x 256 x 128, 2 threads.)"""
+    8.5 ms forward and backward at 32 x 30 x 128, 19 vs 33 ms at 16 x 256 x 128, 2 threads; one-off timings.)"""
     import tensorflow as tf
 
     f_t, a_t = tf.transpose(f, [1, 0, 2]), tf.transpose(a, [1, 0, 2])

@@ -100,12 +100,10 @@ def validate_inputs(features: dict, vocabulary_size: int | None = None, char_voc
     lengths = [(out[spec.name] != 0).sum(1) for spec in padded]
     if any((n != lengths[0]).any() for n in lengths[1:]):
         raise InputError(f"the right-padded inputs {[s.name for s in padded]} have rows of different lengths")
+    # the positions a row holds: its tokens when padded, else every position
+    held = lengths[0] if lengths else np.full(len(first), first.shape[1])
     for spec in specs:
-        if spec.max_length is None:
-            continue
-        # the positions a row holds: its tokens when padded, else every position
-        held = lengths[0] if lengths else np.full(len(first), first.shape[1])
-        if held.max() > spec.max_length:
+        if spec.max_length is not None and held.max() > spec.max_length:
             row = int(np.argmax(held))
             raise InputError(f"{spec.name}: row {row} holds {int(held[row])} positions; this model takes at most "
                              f"{spec.max_length} (an SRU export's scan covers that many)")

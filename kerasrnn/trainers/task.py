@@ -289,7 +289,6 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
         "epochs": epochs_run,
         "best_epoch": monitor.best_epoch + 1,
         "parameters": model.count_params(),
-        "optimizer": type(model.optimizer).__name__,
         "distribution": distribute.describe(strategy),
         "weights_fingerprint": weights_fingerprint(model),
         "history": {k: [round(float(x), 6) for x in v] for k, v in history.items()},
