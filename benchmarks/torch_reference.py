@@ -1,7 +1,8 @@
 """The PyTorch reference of the seed's model, trained on batches saved by `benchmarks.train_throughput`.
 
 Imports NumPy and PyTorch only (no TensorFlow in this process, so its peak RSS is PyTorch's own):
-nn.Embedding(padding_idx=0) -> bidirectional nn.LSTM over `pack_padded_sequence` -> Linear projection -> Linear head,
+nn.Embedding(padding_idx=0) (its rows from `trainable_rows` on a fixed buffer, as our side holds them) ->
+bidirectional nn.LSTM over `pack_padded_sequence` -> Linear projection -> Linear head,
 Adam (0.9, 0.999) with gradient-norm clipping and a cosine schedule with linear warm-up.
 
 `python -m benchmarks.torch_reference BATCHES.npz THREADS` (from the repository root) prints one `RESULT {json}` line.
@@ -35,7 +36,10 @@ def main(argv=None):
     class Reference(nn.Module):
         def __init__(self):
             super().__init__()
-            self.embedding = nn.Embedding(meta["vocab_size"], meta["embedding_dim"], padding_idx=0)
+            # the rows no training row reads are a buffer, not a parameter (as kerasrnn.layers.TokenEmbedding)
+            self.rows = meta["trainable_rows"]
+            self.embedding = nn.Embedding(self.rows, meta["embedding_dim"], padding_idx=0)
+            self.register_buffer("fixed", torch.randn(meta["vocab_size"] - self.rows, meta["embedding_dim"]))
             self.lstm = nn.LSTM(meta["embedding_dim"], meta["units"], num_layers=meta["num_layers"],
                                 batch_first=True, bidirectional=True,
                                 dropout=meta["dropout"] if meta["num_layers"] > 1 else 0.0)
@@ -47,7 +51,11 @@ def main(argv=None):
                     nn.init.xavier_uniform_(p)
 
         def forward(self, tokens, lengths):
-            x = self.dropout(self.embedding(tokens))
+            x = self.embedding(tokens.clamp(max=self.rows - 1))
+            if len(self.fixed):
+                fixed = nn.functional.embedding((tokens - self.rows).clamp(min=0), self.fixed)
+                x = torch.where((tokens < self.rows)[..., None], x, fixed)
+            x = self.dropout(x)
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             out, _ = self.lstm(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])

@@ -90,9 +90,12 @@ def joined_rows(data, k: int):
 def save_batches(config, data, batches, vocab_size: int, num_labels: int, path: Path) -> Path:
     """The batches as right-padded arrays plus the model sizes, for both workers."""
     from kerasrnn.data.pipeline import batch_features, batch_targets
+    from kerasrnn.trainers.build import trained_rows
 
     m, t = config.model, config.training
-    meta = {"vocab_size": vocab_size, "num_labels": num_labels, "embedding_dim": m.embedding_dim, "units": m.units,
+    # the rows the training rows read (as training.train builds the model; synthetic rows read them all)
+    meta = {"vocab_size": vocab_size, "trainable_rows": min(trained_rows(data), vocab_size),
+            "num_labels": num_labels, "embedding_dim": m.embedding_dim, "units": m.units,
             "num_layers": m.num_layers, "output_dim": m.output_dim, "dropout": m.dropout, "seed": t.seed,
             "learning_rate": t.learning_rate, "warmup_fraction": t.warmup_fraction, "clipnorm": t.clipnorm,
             "min_learning_rate_ratio": t.min_learning_rate_ratio, "num_batches": len(batches),
@@ -126,7 +129,7 @@ def run_ours(path: str, threads: int, cell: str | None = None) -> dict:
     if cell:
         config = config.replace("model", cell=cell)
     keras.utils.set_random_seed(config.training.seed)
-    model = build_model(config, meta["vocab_size"], meta["num_labels"], 0)
+    model = build_model(config, meta["vocab_size"], meta["num_labels"], 0, trainable_rows=meta["trainable_rows"])
     model.compile(optimizer=make_optimizer(config.training, meta["num_batches"]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     n = meta["num_batches"]

@@ -65,6 +65,8 @@ def test_saved_batches_are_what_both_sides_train_on(tiny):
     saved = np.load(path)
     meta = json.loads(str(saved["meta"]))
     assert meta["num_batches"] == len(batches) and meta["vocab_size"] == vocab_size
+    # the embedding rows training can reach, as training.train builds the model (both sides train only those)
+    assert meta["trainable_rows"] == 1 + max(int(ids.max()) for ids in data.token_ids) <= vocab_size
     for i, index in enumerate(batches):
         tok = saved[f"tok_{i}"]
         assert tok.shape == (len(index), int(data.lengths[index].max()))

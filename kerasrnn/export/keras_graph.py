@@ -48,7 +48,8 @@ ACTIVATIONS = {
 RECURRENT = ("LSTM", "GRU", "SRU")
 IDENTITY_LAYERS = ("CRF", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
                    "ActivityRegularization")
-SUPPORTED = ("InputLayer, Embedding, LSTM, GRU, kerasrnn's SRU (return_sequences true or false, go_backwards), "
+SUPPORTED = ("InputLayer, Embedding (and kerasrnn's TokenEmbedding), LSTM, GRU, kerasrnn's SRU (return_sequences "
+             "true or false, go_backwards), "
              "Bidirectional (every merge_mode), Dense, TimeDistributed(Dense), Dropout, SpatialDropout1D, GaussianNoise, "
              "GaussianDropout, AlphaDropout, LayerNormalization, GlobalAveragePooling1D, GlobalMaxPooling1D, "
              "Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Activation, nested Sequential and "
@@ -580,6 +581,7 @@ def _dense_layer(g, layer, x):
 
 CONVERTERS = {
     "Embedding": _embedding,
+    "TokenEmbedding": _embedding,  # kerasrnn's: its get_weights() is the full table
     "LSTM": _recurrent,
     "GRU": _recurrent,
     "SRU": _recurrent,

@@ -2,5 +2,6 @@ from kerasrnn.layers.char_cnn import CharCNN
 from kerasrnn.layers.crf import CRF
 from kerasrnn.layers.masked_mean_max_pooling import MaskedMeanMaxPooling
 from kerasrnn.layers.sru import SRU
+from kerasrnn.layers.token_embedding import TokenEmbedding
 
-__all__ = ["CRF", "SRU", "CharCNN", "MaskedMeanMaxPooling"]
+__all__ = ["CRF", "SRU", "CharCNN", "MaskedMeanMaxPooling", "TokenEmbedding"]

@@ -2,6 +2,7 @@ import keras
 
 from kerasrnn.layers.char_cnn import CharCNN
 from kerasrnn.layers.sru import SRU
+from kerasrnn.layers.token_embedding import TokenEmbedding
 
 CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "sru": SRU}
 
@@ -38,6 +39,10 @@ class ContextualEncoder(keras.Model):
         embeddings_initializer: initializer of the embeddings. Defaults to "glorot_uniform".
         token_embedding_trainable: bool. False keeps the token embedding fixed (pre-trained vectors). Defaults to
             True.
+        token_embedding_trainable_rows: int or None. Only ids below it train (`kerasrnn.layers.TokenEmbedding`):
+            the trainers pass one more than the largest id their training inputs hold, so the rows no input reads
+            (a pre-trained vocabulary's extra words) cost no optimizer work. None: every row trains. Defaults to
+            None.
 
     Example:
     >>> import numpy as np
@@ -65,6 +70,7 @@ class ContextualEncoder(keras.Model):
         recurrent_initializer="orthogonal",
         embeddings_initializer="glorot_uniform",
         token_embedding_trainable=True,
+        token_embedding_trainable_rows=None,
         **kwargs,
     ):
         if cell not in CELLS:
@@ -77,9 +83,14 @@ class ContextualEncoder(keras.Model):
 
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         inputs = {"token_ids": token_ids}
-        x = keras.layers.Embedding(
+        embedding_options = {}
+        if token_embedding_trainable_rows is not None and token_embedding_trainable_rows < vocabulary_size:
+            embedding, embedding_options = TokenEmbedding, {"trainable_rows": token_embedding_trainable_rows}
+        else:
+            embedding, token_embedding_trainable_rows = keras.layers.Embedding, None
+        x = embedding(
             vocabulary_size, embedding_dim, mask_zero=True, embeddings_initializer=embeddings_init,
-            trainable=token_embedding_trainable, name="token_embedding",
+            trainable=token_embedding_trainable, name="token_embedding", **embedding_options,
         )(token_ids)
         if char_vocabulary_size:
             char_ids = keras.Input(shape=(None, max_word_chars), dtype="int32", name="char_ids")
@@ -121,6 +132,7 @@ class ContextualEncoder(keras.Model):
         self.recurrent_initializer = recurrent_init
         self.embeddings_initializer = embeddings_init
         self.token_embedding_trainable = token_embedding_trainable
+        self.token_embedding_trainable_rows = token_embedding_trainable_rows
 
     # Accessors: how other rooms (export, transfer, the Embedder) reach the layers, never by their names.
     @property
@@ -175,6 +187,7 @@ class ContextualEncoder(keras.Model):
             "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
             "token_embedding_trainable": self.token_embedding_trainable,
+            "token_embedding_trainable_rows": self.token_embedding_trainable_rows,
         }
 
     @classmethod

@@ -10,8 +10,16 @@ import numpy as np
 from kerasrnn.config import Config
 
 
-def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_size: int):
-    """The config's task model (a SequenceTagger or TextClassifier on a ContextualEncoder)."""
+def trained_rows(data) -> int:
+    """How many token-embedding rows the training inputs can reach: one more than the largest id in `data`
+    (an EncodedData; word dropout only writes the unknown id 1). The rows from there on never get a gradient."""
+    return max(2, 1 + max((int(ids.max()) for ids in data.token_ids if len(ids)), default=1))
+
+
+def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_size: int,
+                trainable_rows: int | None = None):
+    """The config's task model (a SequenceTagger or TextClassifier on a ContextualEncoder). `trainable_rows`: the
+    token embedding trains only the ids below it (`trained_rows` of the training data; None: all)."""
     from kerasrnn.models import ContextualEncoder, SequenceTagger, TextClassifier
 
     m = config.model
@@ -20,7 +28,8 @@ def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_siz
         units=m.units, bidirectional=m.bidirectional, output_dim=m.output_dim, dropout=m.dropout,
         char_vocabulary_size=char_vocab_size, char_embedding_dim=m.char_embedding_dim, char_filters=m.char_filters,
         char_kernel_size=m.char_kernel_size, max_word_chars=config.data.max_word_chars,
-        token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"), name="encoder",
+        token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"),
+        token_embedding_trainable_rows=trainable_rows, name="encoder",
     )
     if config.task.type == "tagging":
         return SequenceTagger(encoder, num_labels, dropout=m.head_dropout, crf=m.crf, name="tagger")

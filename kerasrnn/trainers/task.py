@@ -24,7 +24,7 @@ from kerasrnn.models.sequence_tagger import crf_decoding
 from kerasrnn.preprocessor import Preprocessor
 from kerasrnn.run import read_splits
 from kerasrnn.safe_load import load_model
-from kerasrnn.trainers.build import build_model, make_optimizer, plot_history, start_static_vectors
+from kerasrnn.trainers.build import build_model, make_optimizer, plot_history, start_static_vectors, trained_rows
 from kerasrnn.trainers.callbacks import DevMetric, FaultInjection, StopOnNaN
 from kerasrnn.trainers.checkpoints import (
     STATE_FILE,
@@ -198,7 +198,8 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
 
     steps = steps_per_epoch(train_data, t.batch_size, min_rows=distribute.num_workers())
     with strategy.scope():
-        model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0)
+        model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0,
+                            trainable_rows=trained_rows(train_data))
         if pretrained is not None:  # on resume the checkpoint below overwrites the weights; the freezing stays
             written = transfer_weights(model, pretrained, freeze=config.model.freeze_encoder)
         if pretrained is not None and state is None:

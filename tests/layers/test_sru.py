@@ -141,13 +141,14 @@ def test_the_export_graph_runs_the_same_scan_for_a_dynamic_and_a_fixed_length():
     assert_all_close(long_function(long), slow(long), atol=1e-4)
 
 
-def test_the_scan_gradient_is_the_gradient_of_the_recurrence():
+@pytest.mark.parametrize("time", [1, 8, 11, 17])  # the loop runs 8 steps an iteration: whole and part blocks
+def test_the_scan_gradient_is_the_gradient_of_the_recurrence(time):
     import tensorflow as tf
 
     rng = np.random.default_rng(7)
-    f = tf.constant(rng.uniform(size=(2, 11, 3)).astype("float32"))
-    a = tf.constant(rng.normal(size=(2, 11, 3)).astype("float32"))
-    weight = tf.constant(rng.normal(size=(2, 11, 3)).astype("float32"))
+    f = tf.constant(rng.uniform(size=(2, time, 3)).astype("float32"))
+    a = tf.constant(rng.normal(size=(2, time, 3)).astype("float32"))
+    weight = tf.constant(rng.normal(size=(2, time, 3)).astype("float32"))
 
     def loop(f, a):
         c, out = tf.zeros_like(a[:, 0]), []
@@ -180,3 +181,4 @@ def test_an_exported_graph_covers_the_rows_up_to_its_max_length_and_says_so():
     got = np.asarray(graph.function(batch=None)({"token_ids": ids})[graph.output_name])
     assert_all_close(got[:, :16], keras_out[:, :16], atol=1e-5)  # 4 scan steps: 16 positions exactly
     assert np.abs(got[:, 16:] - keras_out[:, 16:]).max() > 1e-4  # beyond them: what the runners refuse
+
