@@ -72,7 +72,7 @@ class SRU(keras.layers.Layer):
         h_t = r_t * tanh(c_t) + (1 - r_t) * x'_t     # highway; x' = x when features == units, else projected
 
     The gates read x_t only (the first formulation; the 2018 one adds v * c_{t-1}), so c is linear in its past:
-    training runs it as a loop of one multiply-add per step (`linear_scan`, with the reverse recurrence as its
+    training runs it as a loop of one multiply-add per step (`linear_scan_time_major`, with the reverse recurrence as its
     gradient), and the exported graph (`kerasrnn.export`) as a parallel prefix scan of ceil(log2 max_length)
     vectorised steps: plain FULLY_CONNECTED, MUL, ADD, PAD and SLICE ops, full int8 at any length, no WHILE loop.
 
