@@ -94,7 +94,7 @@ def save_batches(config, data, batches, vocab_size: int, num_labels: int, path: 
 
     m, t = config.model, config.training
     # the rows the training rows read (as training.train builds the model; synthetic rows read them all)
-    meta = {"vocab_size": vocab_size, "trainable_rows": min(trained_rows(data), vocab_size),
+    meta = {"vocab_size": vocab_size, "trainable_rows": trained_rows(data),
             "num_labels": num_labels, "embedding_dim": m.embedding_dim, "units": m.units,
             "num_layers": m.num_layers, "output_dim": m.output_dim, "dropout": m.dropout, "seed": t.seed,
             "learning_rate": t.learning_rate, "warmup_fraction": t.warmup_fraction, "clipnorm": t.clipnorm,

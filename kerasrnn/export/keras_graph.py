@@ -49,8 +49,8 @@ RECURRENT = ("LSTM", "GRU", "SRU")
 IDENTITY_LAYERS = ("CRF", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
                    "ActivityRegularization")
 SUPPORTED = ("InputLayer, Embedding (and kerasrnn's TokenEmbedding), LSTM, GRU, kerasrnn's SRU (return_sequences "
-             "true or false, go_backwards), "
-             "Bidirectional (every merge_mode), Dense, TimeDistributed(Dense), Dropout, SpatialDropout1D, GaussianNoise, "
+             "true or false, go_backwards), Bidirectional (every merge_mode), Dense, TimeDistributed(Dense), Dropout, "
+             "SpatialDropout1D, GaussianNoise, "
              "GaussianDropout, AlphaDropout, LayerNormalization, GlobalAveragePooling1D, GlobalMaxPooling1D, "
              "Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Activation, nested Sequential and "
              "functional models, and kerasrnn's ContextualEncoder, SequenceTagger, TextClassifier, "

@@ -7,6 +7,8 @@ description of `metadata.json` and the report's table cells.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from kerasrnn.metrics import score
@@ -26,11 +28,15 @@ class RunTarget:
         return KerasGraph(self.run.model, fixed_length=fixed_length, softmax=self.softmax,
                           output_name=self.output_name, sru_max_length=self.run.preprocessor.max_length)
 
-    def specs(self) -> list[InputSpec]:
+    @functools.cached_property
+    def max_length(self) -> int | None:
+        """The longest row the exports take: the preprocessor's max_length when an SRU's scan bounds it, else None."""
         from kerasrnn.export.keras_graph import max_length
 
-        return task_specs(**self.run.preprocessor.sizes,
-                          max_length=max_length(self.run.model, self.run.preprocessor.max_length))
+        return max_length(self.run.model, self.run.preprocessor.max_length)
+
+    def specs(self) -> list[InputSpec]:
+        return task_specs(**self.run.preprocessor.sizes, max_length=self.max_length)
 
     def stream_reference(self, rows) -> list:
         """What a streaming file must answer for each row: the Keras outputs of the whole row."""
@@ -39,13 +45,10 @@ class RunTarget:
     def metadata(self) -> dict:
         """`metadata.json`: how an app turns text into the model's inputs (the preprocessor's description) and reads
         its output."""
-        from kerasrnn.export.keras_graph import max_length
-
         described = self.run.preprocessor.describe()
-        limit = max_length(self.run.model, self.run.preprocessor.max_length)
-        if limit is not None:
+        if self.max_length is not None:
             for info in described["inputs"].values():
-                info["max_length"] = limit
+                info["max_length"] = self.max_length
         return {"task": self.config.task.name, **described, "output": self.output()}
 
 

@@ -36,7 +36,7 @@ def _scan(f, a, reverse=False):
 
 
 @ops.custom_gradient
-def linear_scan_time_major(f, a):
+def linear_scan(f, a):
     """c [time, batch, units] with c_t = f_t * c_{t-1} + a_t and c_{-1} = 0, for f, a [time, batch, units].
 
     The gradient is the same recurrence run backwards, g_t = dL/dc_t + f_{t+1} g_{t+1}, with dL/da_t = g_t and
@@ -55,12 +55,6 @@ def linear_scan_time_major(f, a):
     return c, grad
 
 
-def linear_scan(f, a):
-    """`linear_scan_time_major` for f, a [batch, time, units]: c [batch, time, units]."""
-    c = linear_scan_time_major(ops.transpose(f, (1, 0, 2)), ops.transpose(a, (1, 0, 2)))
-    return ops.transpose(c, (1, 0, 2))
-
-
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class SRU(keras.layers.Layer):
     """The Simple Recurrent Unit (Lei et al. 2017): its matrix products read only the inputs, so they run for every
@@ -72,7 +66,7 @@ class SRU(keras.layers.Layer):
         h_t = r_t * tanh(c_t) + (1 - r_t) * x'_t     # highway; x' = x when features == units, else projected
 
     The gates read x_t only (the first formulation; the 2018 one adds v * c_{t-1}), so c is linear in its past:
-    training runs it as a loop of one multiply-add per step (`linear_scan_time_major`, with the reverse recurrence as its
+    training runs it as a loop of one multiply-add per step (`linear_scan`, with the reverse recurrence as its
     gradient), and the exported graph (`kerasrnn.export`) as a parallel prefix scan of ceil(log2 max_length)
     vectorised steps: plain FULLY_CONNECTED, MUL, ADD, PAD and SLICE ops, full int8 at any length, no WHILE loop.
 
@@ -149,7 +143,7 @@ class SRU(keras.layers.Layer):
             gates = gates + (1.0 - m) * MASKED_PREACTIVATION
         f, r = ops.split(ops.sigmoid(gates), 2, axis=-1)  # both gates in one sigmoid
         keep = 1.0 - f  # the share of the candidate a step writes
-        c = linear_scan_time_major(f, keep * candidate)
+        c = linear_scan(f, keep * candidate)
         h = highway + r * (ops.tanh(c) - highway)  # r tanh(c) + (1 - r) highway
         if m is not None:
             h = h * m

@@ -13,7 +13,9 @@ from kerasrnn.config import Config
 def trained_rows(data) -> int:
     """How many token-embedding rows the training inputs can reach: one more than the largest id in `data`
     (an EncodedData; word dropout only writes the unknown id 1). The rows from there on never get a gradient."""
-    return max(2, 1 + max((int(ids.max()) for ids in data.token_ids if len(ids)), default=1))
+    from kerasrnn.text import UNK_ID
+
+    return 1 + max([UNK_ID, *(int(ids.max()) for ids in data.token_ids if len(ids))])
 
 
 def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_size: int,

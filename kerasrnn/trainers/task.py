@@ -249,8 +249,8 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
     print(f"{config.task.name}: {n['train']} train / {n['dev']} dev / {n['test']} test "
           f"examples, vocabulary {len(vocab)}, {len(labels)} labels, {model.count_params():,} parameters, "
           f"{steps} steps per epoch; {distribute.describe(strategy)}", flush=True)
-    held = getattr(model.encoder.token_embedding, "trainable_rows", None)
-    if held is not None and model.encoder.token_embedding.trainable:
+    held = model.encoder.token_embedding_trainable_rows
+    if held is not None and model.encoder.token_embedding_trainable:
         print(f"{config.task.name}: the token embedding trains its first {held:,} rows; no training input reads the "
               f"other {len(vocab) - held:,}, which stay fixed (kerasrnn.layers.TokenEmbedding)", flush=True)
     class_weights = None

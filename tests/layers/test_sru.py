@@ -4,9 +4,15 @@ serialization, training, and the exported graph's scan."""
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from kerasrnn.layers.sru import SRU, linear_scan
 from tests.test_case import assert_all_close, assert_config_round_trip, loss_after_steps
+
+
+def time_major(scan):
+    """`scan` (time-major, as the layer runs it) for [batch, time, units] tensors."""
+    return lambda f, a: ops.transpose(scan(ops.transpose(f, (1, 0, 2)), ops.transpose(a, (1, 0, 2))), (1, 0, 2))
 
 
 def numpy_sru(x, kernel, bias, units, mask=None):
@@ -54,7 +60,7 @@ def test_the_scan_is_the_recurrence(time):
     for t in range(time):
         c = f[:, t] * c + a[:, t]
         expected[:, t] = c
-    assert_all_close(linear_scan(f, a), expected, atol=2e-6)
+    assert_all_close(time_major(linear_scan)(f, a), expected, atol=2e-6)
 
 
 @pytest.mark.parametrize("features", [5, 6])  # a projected highway (features != units) and x itself
@@ -158,7 +164,7 @@ def test_the_scan_gradient_is_the_gradient_of_the_recurrence(time):
         return tf.stack(out, axis=1)
 
     grads = []
-    for scan in (linear_scan, loop):
+    for scan in (time_major(linear_scan), loop):
         with tf.GradientTape() as tape:
             tape.watch([f, a])
             loss = tf.reduce_sum(tf.tanh(scan(f, a)) * weight)
