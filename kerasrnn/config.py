@@ -56,6 +56,7 @@ class ModelConfig:
     char_filters: int = 64
     char_kernel_size: int = 3
     num_sampled: int = 1024  # language_model: negatives of the sampled softmax in training
+    residual: bool = False  # language_model: recurrent layers after the first add their input to their output
     init_from: str = ""  # a pre-trained run directory (BiLM or task run) whose encoder weights start this model
     freeze_encoder: bool = False  # with init_from: keep the transferred weights fixed
     # Pre-trained word vectors from an installed package (kerasrnn.text.vectors): they start the token embedding
@@ -116,6 +117,8 @@ class Config:
         _check(self.model.static_vectors_mode in ("fine_tune", "frozen"), "model.static_vectors_mode",
                "'fine_tune' or 'frozen'")
         _check(not self.model.crf or self.task.type == "tagging", "model.crf", "false unless task.type is 'tagging'")
+        _check(not self.model.residual or self.task.type == "language_model", "model.residual",
+               "false unless task.type is 'language_model'")
         _check(self.model.static_vectors_words >= 0, "model.static_vectors_words", "at least 0")
         _check(not self.model.static_vectors_words or self.task.type != "language_model", "model.static_vectors_words",
                "0 for a language model (its vocabulary is what it predicts)")

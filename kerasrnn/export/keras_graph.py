@@ -396,9 +396,12 @@ class KerasGraph(tf.Module):
         if lm.char_cnn is not None:
             x = tf.concat([x, self.char_features(lm.char_cnn, inputs["char_ids"])], axis=-1)
         fw_x = bw_x = x
-        for fw, bw in zip(lm.forward_layers, lm.backward_layers, strict=True):
+        for i, (fw, bw) in enumerate(zip(lm.forward_layers, lm.backward_layers, strict=True)):
+            fw_in, bw_in = fw_x, bw_x
             fw_x = self.run_rnn(fw, fw_x)
             bw_x = reverse_valid(self.run_rnn(bw, reverse_valid(bw_x, self.lengths)), self.lengths)
+            if lm.residual and i:
+                fw_x, bw_x = fw_x + fw_in, bw_x + bw_in
         return tf.concat([fw_x, bw_x], axis=-1)
 
     # ---- shared pieces ------------------------------------------------------------------------------------

@@ -106,8 +106,9 @@ class StreamGraph(tf.Module):
             x = tf.gather(graph.constant(lm.token_embedding), model_inputs["token_ids"])
             if lm.char_cnn is not None:
                 x = tf.concat([x, graph.char_features(lm.char_cnn, model_inputs["char_ids"])], axis=-1)
-            for layer in lm.forward_layers:
-                x = call(layer, x)
+            for i, layer in enumerate(lm.forward_layers):
+                y = call(layer, x)
+                x = y + x if lm.residual and i else y
             kernel, bias = self._softmax
             logits = tf.reshape(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel) + bias, [1, -1, bias.shape[0]])
             y = tf.nn.log_softmax(logits, axis=-1)

@@ -39,6 +39,8 @@ class BiLanguageModel(keras.Model):
         num_sampled: int. Negative classes of the sampled softmax in training. Defaults to 1024.
         token_embedding_trainable: bool. False keeps the token embedding fixed (pre-trained vectors). Defaults to
             True.
+        residual: bool. Each recurrent layer after the first adds its input to its output (ELMo's residual
+            connection; layer i of `call`'s list is then that sum). Defaults to False.
 
     Example:
     >>> import numpy as np
@@ -62,6 +64,7 @@ class BiLanguageModel(keras.Model):
         max_word_chars=16,
         num_sampled=1024,
         token_embedding_trainable=True,
+        residual=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -82,6 +85,7 @@ class BiLanguageModel(keras.Model):
         self.max_word_chars = max_word_chars
         self.num_sampled = num_sampled
         self.token_embedding_trainable = token_embedding_trainable
+        self.residual = residual
 
         self.token_embedding = keras.layers.Embedding(vocabulary_size, embedding_dim,
                                                       trainable=token_embedding_trainable, name="token_embedding")
@@ -130,8 +134,11 @@ class BiLanguageModel(keras.Model):
         for i, (fw_rnn, bw_rnn) in enumerate(zip(self.forward_layers, self.backward_layers, strict=True)):
             if i:
                 fw, bw = self.dropouts[i - 1](fw, training=training), self.dropouts[i - 1](bw, training=training)
+            fw_in, bw_in = fw, bw
             fw = fw_rnn(fw, mask=mask, training=training)
             bw = ops.flip(bw_rnn(bw, mask=mask, training=training), axis=1)
+            if self.residual and i:
+                fw, bw = fw + fw_in, bw + bw_in
             layers.append(ops.concatenate([fw, bw], axis=-1))
         return layers
 
@@ -207,6 +214,7 @@ class BiLanguageModel(keras.Model):
             "max_word_chars": self.max_word_chars,
             "num_sampled": self.num_sampled,
             "token_embedding_trainable": self.token_embedding_trainable,
+            "residual": self.residual,
         }
 
     @classmethod

@@ -48,7 +48,8 @@ def build_language_model(config: Config, vocab_size: int, char_vocab_size: int):
         units=m.units, dropout=m.dropout, char_vocabulary_size=char_vocab_size,
         char_embedding_dim=m.char_embedding_dim, char_filters=m.char_filters, char_kernel_size=m.char_kernel_size,
         max_word_chars=config.data.max_word_chars, num_sampled=min(m.num_sampled, vocab_size),
-        token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"), name="bilm",
+        token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"), residual=m.residual,
+        name="bilm",
     )
 
 

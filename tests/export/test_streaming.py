@@ -70,13 +70,18 @@ def test_stream_int8_agrees_and_reset_restarts(lstm_stream):
     assert np.mean(np.concatenate(agree)) >= 0.9
 
 
-def test_bilm_stream_gives_the_forward_next_token_probabilities(tmp_path):
+@pytest.mark.parametrize("residual", [False, True])
+def test_bilm_stream_gives_the_forward_next_token_probabilities(tmp_path, residual):
     keras.utils.set_random_seed(1)
     lm = BiLanguageModel(VOCAB, embedding_dim=8, units=6, num_layers=2, char_vocabulary_size=CHARS,
-                         char_filters=5, max_word_chars=WORD_CHARS)
+                         char_filters=5, max_word_chars=WORD_CHARS, residual=residual)
     inputs = make_inputs(np.random.default_rng(3), lengths=(9,))
     lm(inputs)
-    stream, paths = stream_file(tmp_path, KerasGraph(lm), chunk=4)
+    graph = KerasGraph(lm)  # the embedder's graph: both directions of the top layer
+    padded = make_inputs(np.random.default_rng(3), lengths=(9, 6))
+    valid = padded["token_ids"] != 0
+    assert_all_close(np.asarray(graph(padded))[valid], np.asarray(lm(padded)[-1])[valid], atol=1e-5)
+    stream, paths = stream_file(tmp_path, graph, chunk=4)
     runner = StreamRunner(paths["fp32"], specs=task_specs(VOCAB, CHARS, WORD_CHARS))
     top = np.asarray(lm(inputs)[-1])[0, :, :6]
     logits = top @ np.asarray(lm.softmax_kernel).T + np.asarray(lm.softmax_bias)

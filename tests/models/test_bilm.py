@@ -109,3 +109,21 @@ def test_rejects_bad_settings():
         BiLanguageModel(vocabulary_size=10, cell="rnn")
     with pytest.raises(ValueError, match="num_layers must be at least 1"):
         BiLanguageModel(vocabulary_size=10, num_layers=0)
+
+
+def test_residual_layers_add_their_input_and_keep_the_directions_apart():
+    plain, residual = tiny_lm(), tiny_lm(residual=True)
+    residual.set_weights(plain.get_weights())
+    a, b = plain(inputs(TOKENS)), residual(inputs(TOKENS))
+    valid = TOKENS != 0
+    assert_all_close(np.asarray(b[1]), np.asarray(a[1]), atol=1e-6)  # the first layer has no residual
+    # same weights, same layer 1: layer 2 is the plain model's RNN output plus its input, in both directions
+    assert_all_close(np.asarray(b[2])[valid], (np.asarray(a[2]) + np.asarray(a[1]))[valid], atol=1e-5)
+    fw, bw = halves(residual, TOKENS)
+    changed = TOKENS.copy()
+    changed[0, 5] = (changed[0, 5] + 7) % 38 + 2
+    fw2, bw2 = halves(residual, changed)
+    assert_all_close(fw2[0, :5], fw[0, :5], atol=1e-6)
+    assert_all_close(bw2[0, 6:], bw[0, 6:], atol=1e-6)
+    assert np.abs(fw2[0, 5:] - fw[0, 5:]).max() > 1e-4
+    assert assert_config_round_trip(residual).residual is True
