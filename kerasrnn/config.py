@@ -59,6 +59,9 @@ class ModelConfig:
     residual: bool = False  # language_model: recurrent layers after the first add their input to their output
     init_from: str = ""  # a pre-trained run directory (BiLM or task run) whose encoder weights start this model
     freeze_encoder: bool = False  # with init_from: keep the transferred weights fixed
+    # with init_from (a language model run): ELMo transfer, its frozen layers scalar-mixed into the word features
+    # (kerasrnn.layers.ELMo), in place of copying its weights into the encoder
+    elmo: bool = False
     # Pre-trained word vectors from an installed package (kerasrnn.text.vectors): they start the token embedding
     # (embedding_dim = their size); "fine_tune" trains them further, "frozen" keeps them fixed.
     crf: bool = False  # tagging: a CRF output layer (trained on its likelihood, decoded by Viterbi)
@@ -117,6 +120,10 @@ class Config:
         _check(self.model.static_vectors_mode in ("fine_tune", "frozen"), "model.static_vectors_mode",
                "'fine_tune' or 'frozen'")
         _check(not self.model.crf or self.task.type == "tagging", "model.crf", "false unless task.type is 'tagging'")
+        _check(not self.model.elmo or bool(self.model.init_from), "model.elmo",
+               "false unless model.init_from names a language model run")
+        _check(not (self.model.elmo and self.model.freeze_encoder), "model.freeze_encoder",
+               "false with model.elmo (nothing is copied into the encoder; the language model is always frozen)")
         _check(not self.model.residual or self.task.type == "language_model", "model.residual",
                "false unless task.type is 'language_model'")
         _check(self.model.static_vectors_words >= 0, "model.static_vectors_words", "at least 0")

@@ -122,6 +122,31 @@ def test_init_from_names_every_mismatched_setting(lm_run, task_files, capsys):
     assert "holds no model.keras; train it first" in capsys.readouterr().err
 
 
+def test_elmo_run_reads_the_frozen_bilm_through_a_trained_scalar_mix(lm_run, task_files, capsys):
+    import keras
+
+    tmp, files = task_files
+    out = tmp / "elmo"
+    # encoder sizes unlike the language model's: nothing is copied, so they need not agree
+    config = task_config(tmp, lm_run, files, elmo="true", units=6, embedding_dim=5)
+    assert train_cli.main(["--config", str(config), "--output-dir", str(out)]) == 0
+    assert "ELMo features from" in capsys.readouterr().out
+    lm = keras.saving.load_model(lm_run / "model.keras", safe_mode=True)
+    tagger = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    elmo = tagger.encoder.elmo
+    for mine, theirs in zip(elmo.bilm.get_weights(), lm.get_weights(), strict=True):
+        assert_all_close(mine, theirs, atol=0)  # the language model never trained
+    s, gamma = elmo.mix.get_weights()
+    assert np.abs(s).max() > 0 and gamma != 1.0  # the mix did
+    assert len(tagger.trainable_weights) == len(tagger.encoder.trainable_weights) + 2  # + the head's
+    pre_vocab = (lm_run / "vocab.txt").read_text().split("\n")[:-1]
+    assert (out / "vocab.txt").read_text().split("\n")[: len(pre_vocab)] == pre_vocab
+    # an ELMo run needs a language model run
+    bad = task_config(tmp, out, files, elmo="true")
+    assert train_cli.main(["--config", str(bad), "--output-dir", str(tmp / "bad_elmo")]) == 2
+    assert "ELMo features come from a language model run" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def embedder(lm_run):
     return kerasrnn.Embedder.load(lm_run)

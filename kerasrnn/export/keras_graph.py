@@ -32,6 +32,8 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from kerasrnn.text.vocabulary import UNK_ID
+
 
 class UnsupportedLayerError(ValueError):
     """The model holds a layer, option or operation the converter does not rebuild; the message names it."""
@@ -54,7 +56,7 @@ SUPPORTED = ("InputLayer, Embedding (and kerasrnn's TokenEmbedding), LSTM, GRU, 
              "GaussianDropout, AlphaDropout, LayerNormalization, GlobalAveragePooling1D, GlobalMaxPooling1D, "
              "Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Activation, nested Sequential and "
              "functional models, and kerasrnn's ContextualEncoder, SequenceTagger, TextClassifier, "
-             "BiLanguageModel, CharCNN, MaskedMeanMaxPooling")
+             "BiLanguageModel, CharCNN, MaskedMeanMaxPooling, ELMo")
 
 
 def reverse_valid(x, lengths):
@@ -391,18 +393,23 @@ class KerasGraph(tf.Module):
         return infos
 
     def _bilm(self, inputs):
-        lm = self._state.model
+        return self.bilm_layers(self._state.model, inputs)[-1]
+
+    def bilm_layers(self, lm, inputs) -> list:
+        """The layers of a BiLanguageModel as its `call` returns them: word features, then each recurrent layer's
+        forward and backward states."""
         x = tf.gather(self.constant(lm.token_embedding), inputs["token_ids"])
         if lm.char_cnn is not None:
             x = tf.concat([x, self.char_features(lm.char_cnn, inputs["char_ids"])], axis=-1)
-        fw_x = bw_x = x
+        layers, fw_x, bw_x = [x], x, x
         for i, (fw, bw) in enumerate(zip(lm.forward_layers, lm.backward_layers, strict=True)):
             fw_in, bw_in = fw_x, bw_x
             fw_x = self.run_rnn(fw, fw_x)
             bw_x = reverse_valid(self.run_rnn(bw, reverse_valid(bw_x, self.lengths)), self.lengths)
             if lm.residual and i:
                 fw_x, bw_x = fw_x + fw_in, bw_x + bw_in
-        return tf.concat([fw_x, bw_x], axis=-1)
+            layers.append(tf.concat([fw_x, bw_x], axis=-1))
+        return layers
 
     # ---- shared pieces ------------------------------------------------------------------------------------
 
@@ -577,6 +584,25 @@ def _char_cnn(g, layer, char_ids, **_):
     return g.char_features(layer, char_ids)
 
 
+def _elmo(g, layer, inputs, **_):
+    # kerasrnn.layers.ELMo: ids the language model lacks read as its unknown word; the softmax of the mix weights
+    # and the scale fold into one constant per layer
+    lm = layer.bilm
+    feed = {"token_ids": tf.where(inputs["token_ids"] < lm.vocabulary_size, inputs["token_ids"], UNK_ID)}
+    if lm.char_cnn is not None:
+        feed["char_ids"] = tf.where(inputs["char_ids"] < lm.char_vocabulary_size, inputs["char_ids"], UNK_ID)
+    s, gamma = g.constant(layer.mix, 0), g.constant(layer.mix, 1)
+    weights = np.exp(s - s.max()) / np.exp(s - s.max()).sum() * gamma
+    layers = g.bilm_layers(lm, feed)
+    width = max(int(x.shape[-1]) for x in layers)
+    mixed = None
+    for w, x in zip(weights, layers, strict=True):
+        if x.shape[-1] < width:
+            x = tf.pad(x, [[0, 0], [0, 0], [0, width - int(x.shape[-1])]])
+        mixed = x * np.float32(w) if mixed is None else mixed + x * np.float32(w)
+    return mixed
+
+
 def _dense_layer(g, layer, x):
     bias = g.constant(layer, 1) if layer.use_bias else None
     return _activation(layer, layer.activation)(_matmul(x, g.constant(layer, 0), bias))
@@ -604,5 +630,6 @@ CONVERTERS = {
     "Minimum": _merge(tf.minimum),
     "Activation": _activation_layer,
     "CharCNN": _char_cnn,
+    "ELMo": _elmo,
     **{name: _identity for name in IDENTITY_LAYERS},
 }

@@ -59,6 +59,9 @@ class ModelWeights:
             raise TypeError(f"expected a SequenceTagger or TextClassifier, got {type(model).__name__}")
         task = "tagging" if isinstance(model, SequenceTagger) else "classification"
         enc = model.encoder
+        if getattr(enc, "elmo", None) is not None:
+            raise ValueError("pruning rebuilds the encoder from its own layers; a model with ELMo features "
+                             "(model.elmo) is not supported")
         char_embedding = char_kernel = char_bias = None
         if enc.char_cnn is not None:
             char_embedding = enc.char_cnn.embedding.get_weights()[0]

@@ -1,7 +1,9 @@
 from kerasrnn.layers.char_cnn import CharCNN
 from kerasrnn.layers.crf import CRF
+from kerasrnn.layers.elmo import ELMo
 from kerasrnn.layers.masked_mean_max_pooling import MaskedMeanMaxPooling
+from kerasrnn.layers.scalar_mix import ScalarMix
 from kerasrnn.layers.sru import SRU
 from kerasrnn.layers.token_embedding import TokenEmbedding
 
-__all__ = ["CRF", "SRU", "CharCNN", "MaskedMeanMaxPooling", "TokenEmbedding"]
+__all__ = ["CRF", "ELMo", "SRU", "CharCNN", "MaskedMeanMaxPooling", "ScalarMix", "TokenEmbedding"]

@@ -11,9 +11,9 @@ CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "sru": SRU}
 class ContextualEncoder(keras.Model):
     """The backbone: token ids (and optional character ids) in, one contextual vector per token out.
 
-    Embedding(mask_zero=True) -> [concat CharCNN features] -> dropout -> N x (Bidirectional) LSTM/GRU/SRU
-    with dropout between layers -> Dense projection. Kernels use Glorot (Xavier) uniform initialisation,
-    recurrent kernels orthogonal.
+    Embedding(mask_zero=True) -> [concat CharCNN features] -> [concat ELMo features] -> dropout -> N x
+    (Bidirectional) LSTM/GRU/SRU with dropout between layers -> Dense projection. Kernels use Glorot (Xavier)
+    uniform initialisation, recurrent kernels orthogonal.
 
     Inputs: `{"token_ids": int32 [batch, time]}` plus `"char_ids": int32 [batch, time, max_word_chars]`
     when `char_vocabulary_size > 0`. Rows are right-padded with id 0.
@@ -43,6 +43,9 @@ class ContextualEncoder(keras.Model):
             the trainers pass one more than the largest id their training inputs hold, so the rows no input reads
             (a pre-trained vocabulary's extra words) cost no optimizer work. None: every row trains. Defaults to
             None.
+        elmo: `kerasrnn.layers.ELMo` (or its serialized config) or None. A frozen language model whose
+            scalar-mixed layers join the word features (its inputs are this encoder's; with characters it needs
+            `char_vocabulary_size` > 0 and the same `max_word_chars`). Defaults to None.
 
     Example:
     >>> import numpy as np
@@ -71,8 +74,16 @@ class ContextualEncoder(keras.Model):
         embeddings_initializer="glorot_uniform",
         token_embedding_trainable=True,
         token_embedding_trainable_rows=None,
+        elmo=None,
         **kwargs,
     ):
+        if isinstance(elmo, dict):
+            elmo = keras.saving.deserialize_keras_object(elmo)
+        if elmo is not None and elmo.bilm.char_cnn is not None and (
+                not char_vocabulary_size or elmo.bilm.max_word_chars != max_word_chars):
+            raise ValueError(f"the ELMo language model reads {elmo.bilm.max_word_chars} characters per word; give the "
+                             f"encoder character ids of that width (char_vocabulary_size {char_vocabulary_size}, "
+                             f"max_word_chars {max_word_chars})")
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         if num_layers < 1:
@@ -100,6 +111,11 @@ class ContextualEncoder(keras.Model):
                 embeddings_initializer=embeddings_init, kernel_initializer=kernel_init, name="char_cnn",
             )(char_ids)
             x = keras.layers.Concatenate(name="word_features")([x, chars])
+        if elmo is not None:
+            feed = {"token_ids": token_ids}
+            if elmo.bilm.char_cnn is not None:
+                feed["char_ids"] = inputs["char_ids"]
+            x = keras.layers.Concatenate(name="elmo_features")([x, elmo(feed)])
         # Concatenate ORs the masks of its inputs and the character features have none, so the token mask
         # is handed to the first recurrent layer explicitly; later layers inherit it.
         mask = keras.ops.not_equal(token_ids, 0)
@@ -133,6 +149,7 @@ class ContextualEncoder(keras.Model):
         self.embeddings_initializer = embeddings_init
         self.token_embedding_trainable = token_embedding_trainable
         self.token_embedding_trainable_rows = token_embedding_trainable_rows
+        self.elmo = elmo
 
     # Accessors: how other rooms (export, transfer, the Embedder) reach the layers, never by their names.
     @property
@@ -188,6 +205,7 @@ class ContextualEncoder(keras.Model):
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
             "token_embedding_trainable": self.token_embedding_trainable,
             "token_embedding_trainable_rows": self.token_embedding_trainable_rows,
+            "elmo": None if self.elmo is None else keras.saving.serialize_keras_object(self.elmo),
         }
 
     @classmethod

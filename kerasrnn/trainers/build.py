@@ -19,9 +19,10 @@ def trained_rows(data) -> int:
 
 
 def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_size: int,
-                trainable_rows: int | None = None):
+                trainable_rows: int | None = None, elmo=None):
     """The config's task model (a SequenceTagger or TextClassifier on a ContextualEncoder). `trainable_rows`: the
-    token embedding trains only the ids below it (`trained_rows` of the training data; None: all)."""
+    token embedding trains only the ids below it (`trained_rows` of the training data; None: all). `elmo`: a
+    `kerasrnn.layers.ELMo` whose features join the encoder's word features (`model.elmo`)."""
     from kerasrnn.models import ContextualEncoder, SequenceTagger, TextClassifier
 
     m = config.model
@@ -31,7 +32,7 @@ def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_siz
         char_vocabulary_size=char_vocab_size, char_embedding_dim=m.char_embedding_dim, char_filters=m.char_filters,
         char_kernel_size=m.char_kernel_size, max_word_chars=config.data.max_word_chars,
         token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"),
-        token_embedding_trainable_rows=trainable_rows, name="encoder",
+        token_embedding_trainable_rows=trainable_rows, elmo=elmo, name="encoder",
     )
     if config.task.type == "tagging":
         return SequenceTagger(encoder, num_labels, dropout=m.head_dropout, crf=m.crf, name="tagger")

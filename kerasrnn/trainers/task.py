@@ -19,6 +19,7 @@ from kerasrnn.config import Config
 from kerasrnn.data.pipeline import EncodedData, steps_per_epoch, training_dataset
 from kerasrnn.data.readers import Example
 from kerasrnn.files import atomic_save_model, atomic_write_json, make_dir
+from kerasrnn.layers import ELMo
 from kerasrnn.metrics import score
 from kerasrnn.models.sequence_tagger import crf_decoding
 from kerasrnn.preprocessor import Preprocessor
@@ -198,16 +199,22 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
 
     steps = steps_per_epoch(train_data, t.batch_size, min_rows=distribute.num_workers())
     with strategy.scope():
+        elmo = ELMo(pretrained.model, name="elmo") if config.model.elmo else None
         model = build_model(config, len(vocab), len(labels), len(char_vocab) if char_vocab else 0,
-                            trainable_rows=trained_rows(train_data))
-        if pretrained is not None:  # on resume the checkpoint below overwrites the weights; the freezing stays
+                            trainable_rows=trained_rows(train_data), elmo=elmo)
+        copied = pretrained is not None and elmo is None
+        if copied:  # on resume the checkpoint below overwrites the weights; the freezing stays
             written = transfer_weights(model, pretrained, freeze=config.model.freeze_encoder)
-        if pretrained is not None and state is None:
+        if copied and state is None:
             print(f"{config.task.name}: started {', '.join(written)} from {config.model.init_from} "
                   f"({len(pretrained.vocab)} of {len(vocab)} words pre-trained"
                   f"{'; frozen' if config.model.freeze_encoder else ''})", flush=True)
+        if elmo is not None and state is None:
+            print(f"{config.task.name}: ELMo features from {config.model.init_from} (frozen; a scalar mix of its "
+                  f"{len(elmo.bilm.layer_dims)} layers, {elmo.output_dim} wide; {len(pretrained.vocab)} of "
+                  f"{len(vocab)} words known to it)", flush=True)
         if config.model.static_vectors and state is None:
-            kept = len(pretrained.vocab) if pretrained is not None else 0
+            kept = len(pretrained.vocab) if copied else 0
             print(f"{config.task.name}: " + start_static_vectors(config, model.encoder.token_embedding, vocab, kept),
                   flush=True)
         if teacher is None:

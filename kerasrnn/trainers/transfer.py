@@ -30,13 +30,21 @@ def load_pretrained(run_dir):
 
 
 def check_compatible(config, pre) -> None:
-    """Raises ValueError naming every setting in which the task differs from the pre-trained run."""
+    """Raises ValueError naming every setting in which the task differs from the pre-trained run. With
+    `model.elmo` no weight is copied, so only the inputs must agree, and the run must be a language model's."""
+    from kerasrnn.models import BiLanguageModel
+
+    elmo = config.model.elmo
+    shape_keys = () if elmo else SHAPE_KEYS
     diffs = [f"model.{k}: {getattr(config.model, k)!r} here, {getattr(pre.config.model, k)!r} there"
-             for k in SHAPE_KEYS if getattr(config.model, k) != getattr(pre.config.model, k)]
+             for k in shape_keys if getattr(config.model, k) != getattr(pre.config.model, k)]
     diffs += [f"data.{k}: {getattr(config.data, k)!r} here, {getattr(pre.config.data, k)!r} there"
               for k in DATA_KEYS if getattr(config.data, k) != getattr(pre.config.data, k)]
-    if config.model.bidirectional is False:
+    if config.model.bidirectional is False and not elmo:
         diffs.append("model.bidirectional: false here; the pre-trained layer 0 has both directions")
+    if elmo and not isinstance(pre.model, BiLanguageModel):
+        diffs.append("model.elmo: true here, but the run is a task model's; ELMo features come from a language "
+                     "model run")
     if diffs:
         raise ValueError(f"model.init_from = {config.model.init_from!r} does not fit this config: " + "; ".join(diffs))
 

@@ -90,6 +90,18 @@ def kerasrnn_tagger():
     return SequenceTagger(encoder, TAGS, name="kerasrnn_tagger")
 
 
+def elmo_tagger():
+    """Our tagger with ELMo features from a BiLM that knows the first 30 word ids and 10 character ids only."""
+    from kerasrnn.layers import ELMo
+    from kerasrnn.models import BiLanguageModel, ContextualEncoder, SequenceTagger
+
+    lm = BiLanguageModel(30, embedding_dim=6, units=5, char_vocabulary_size=10, char_filters=4, max_word_chars=4,
+                         num_layers=2, residual=True)
+    encoder = ContextualEncoder(V, embedding_dim=8, units=8, output_dim=8, char_vocabulary_size=12, char_filters=6,
+                                max_word_chars=4, elmo=ELMo(lm, name="elmo"))
+    return SequenceTagger(encoder, TAGS, name="elmo_tagger")
+
+
 def sru_stack_classifier():
     from kerasrnn.layers import SRU
 
@@ -136,7 +148,7 @@ MODELS = {"bilstm_tagger": (tagger_bilstm, "LSTM"), "seed_lstm": (seed_lstm_tagg
           "last_state": (last_state_classifier, "LSTM"), "pooled_gru": (pooled_gru_classifier, "GRU"),
           "stacked_merges": (stacked_merges, "LSTM"), "backwards_gru": (backwards_gru, "GRU"),
           "two_inputs": (two_inputs, "LSTM"), "kerasrnn_tagger": (kerasrnn_tagger, "LSTM"),
-          "sru_stack": (sru_stack_classifier, "SRU")}
+          "sru_stack": (sru_stack_classifier, "SRU"), "elmo_tagger": (elmo_tagger, "LSTM")}
 
 
 @pytest.mark.parametrize("name", list(MODELS))

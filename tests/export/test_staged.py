@@ -12,7 +12,7 @@ from kerasrnn.export.keras_graph import KerasGraph
 from kerasrnn.export.staged import StagedGraph, calibration_calls, input_shapes, save_staged
 from kerasrnn.runtime.runners import StagedRunner, load_runner
 from kerasrnn.runtime.staged import plan_from_shapes, run_staged
-from tests.export.test_export import VOCAB, keras_probs, make_inputs, make_model, train_briefly
+from tests.export.test_export import CHARS, VOCAB, WORD_CHARS, keras_probs, make_inputs, make_model, train_briefly
 from tests.test_case import assert_all_close
 
 
@@ -34,14 +34,31 @@ def notebook_gru(reset_after):
                              keras.layers.GRU(5, go_backwards=True), keras.layers.Dense(3, activation="softmax")])
 
 
+def elmo_tagger():
+    """A tagger with ELMo features of a two-layer residual BiLM that lacks the last 10 word and 5 character ids."""
+    from kerasrnn.layers import ELMo
+    from kerasrnn.models import BiLanguageModel, ContextualEncoder, SequenceTagger
+
+    keras.utils.set_random_seed(6)
+    lm = BiLanguageModel(VOCAB - 10, embedding_dim=6, units=5, char_vocabulary_size=CHARS - 5, char_filters=4,
+                         max_word_chars=WORD_CHARS, num_layers=2, residual=True)
+    encoder = ContextualEncoder(VOCAB, embedding_dim=8, units=6, output_dim=8, char_vocabulary_size=CHARS,
+                                char_filters=4, max_word_chars=WORD_CHARS, elmo=ELMo(lm, name="elmo"))
+    return SequenceTagger(encoder, 3)
+
+
 @pytest.mark.parametrize("case", ["bilstm2_tagger", "bigru_classifier", "unidirectional_lstm", "gru_v1_notebook",
-                                  "gru_notebook"])
+                                  "gru_notebook", "elmo_tagger"])
 def test_staged_float_graph_equals_keras_at_every_length(case):
     """Rows of 1..11 tokens in chunks of 4 (one chunk, several, a partly filled last one), each alone and padded."""
     if case.endswith("notebook"):
         model = notebook_gru(reset_after=case == "gru_notebook")
         graph, chars = KerasGraph(model), False
         reference = lambda x: keras.ops.convert_to_numpy(model(next(iter(x.values()))))  # noqa: E731
+    elif case == "elmo_tagger":
+        model = elmo_tagger()
+        graph, chars = KerasGraph(model, softmax=True), True
+        reference = lambda x: keras_probs(model, x)  # noqa: E731
     else:
         task, cell, layers, bi = {"bilstm2_tagger": ("tagging", "lstm", 2, True),
                                   "bigru_classifier": ("classification", "gru", 1, True),
@@ -53,6 +70,8 @@ def test_staged_float_graph_equals_keras_at_every_length(case):
     call, plan = float_call(staged.functions())
     if case == "bilstm2_tagger":
         assert [sorted(w["recurrences"]) for w in plan] == [[0, 1], [2, 3]]  # both directions share a wave
+    if case == "elmo_tagger":  # the BiLM's two layers (both directions each), then the task's layer
+        assert [sorted(w["recurrences"]) for w in plan] == [[0, 1], [2, 3], [4, 5]]
     inputs = make_inputs(np.random.default_rng(1), chars, lengths=tuple(range(1, 12)))
     lengths = (inputs["token_ids"] != 0).sum(1)
     if not chars:  # a Sequential model's input is named by Keras
