@@ -26,6 +26,12 @@ def test_every_shipped_config_loads_and_round_trips(tmp_path):
         ('[data]\ntrain_file = "a"\ntest_file = "b"\nformat = "xml"\n', "data.format must be one of"),
         ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\ncell = "rnn"\n', "model.cell must be"),
         ("[data\n", "invalid TOML"),
+        ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\nelmo = true\n',
+         "model.elmo must be false unless model.init_from names a language model run"),
+        ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\nelmo = true\ninit_from = "r"\nfreeze_encoder = true\n',
+         "model.freeze_encoder must be false with model.elmo"),
+        ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\nresidual = true\n',
+         "model.residual must be false unless task.type is 'language_model'"),
     ],
 )
 def test_bad_configs_name_the_offending_key(tmp_path, toml, message):

@@ -28,9 +28,10 @@ from kerasrnn.files import atomic_write_json, atomic_write_text
 ROOT = Path(__file__).resolve().parent
 CONFIGS = ROOT / "configs"
 ABLATIONS = ROOT / "ablations.toml"
-# pos_ewt_distilled learns from runs/pos_ewt: it comes after it
+# pos_ewt_distilled learns from runs/pos_ewt, the *_elmo recipes read runs/bilm_pretrain_glove: each comes after
+# the run it needs
 RECIPES = ("pos_ewt", "ner_wnut17", "intent_clinc150", "intent_banking77", "sentiment_sst2", "pos_ewt_sru",
-           "pos_ewt_distilled")
+           "pos_ewt_distilled", "bilm_pretrain_glove", "pos_ewt_elmo", "ner_wnut17_elmo")
 
 
 def main(argv=None) -> int:
