@@ -138,6 +138,9 @@ def test_elmo_run_reads_the_frozen_bilm_through_a_trained_scalar_mix(lm_run, tas
         assert_all_close(mine, theirs, atol=0)  # the language model never trained
     s, gamma = elmo.mix.get_weights()
     assert np.abs(s).max() > 0 and gamma != 1.0  # the mix did
+    # the language model run's compiled state stays behind: the task's own loss is what fit logged
+    history = json.loads((out / "checkpoints" / "state.json").read_text())["history"]["loss"]
+    assert all(loss > 0.01 for loss in history) and not elmo.bilm.compiled
     assert len(tagger.trainable_weights) == len(tagger.encoder.trainable_weights) + 2  # + the head's
     pre_vocab = (lm_run / "vocab.txt").read_text().split("\n")[:-1]
     assert (out / "vocab.txt").read_text().split("\n")[: len(pre_vocab)] == pre_vocab

@@ -31,6 +31,14 @@ class ELMo(keras.layers.Layer):
         super().__init__(**kwargs)
         if isinstance(bilm, dict):
             bilm = keras.saving.deserialize_keras_object(bilm)
+        if getattr(bilm, "compiled", False):
+            # A run's model.keras comes compiled: inside a task model its loss tracker (named "loss") replaced the
+            # task's loss in fit's logs and history, and its optimizer travelled into the task's file. An
+            # uncompiled copy of its weights brings neither.
+            copy = bilm.__class__.from_config(bilm.get_config())
+            copy.build()
+            copy.set_weights(bilm.get_weights())
+            bilm = copy
         self.bilm = bilm
         self.bilm.trainable = False
         self.mix = ScalarMix(name="scalar_mix")
