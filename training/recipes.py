@@ -131,7 +131,9 @@ def write_results(rows, runs: Path) -> None:
     for name, config, m in rows:
         metric = m["metric"]
         vectors = config.model.static_vectors or "-"
-        if config.model.init_from:
+        if config.model.elmo:
+            vectors += f"; ELMo from {config.model.init_from}"
+        elif config.model.init_from:
             vectors = f"init_from {config.model.init_from}"
         if config.distill.teacher:
             vectors += f"; distilled from {config.distill.teacher}"
