@@ -31,7 +31,8 @@ ABLATIONS = ROOT / "ablations.toml"
 # pos_ewt_distilled learns from runs/pos_ewt, the *_elmo recipes read runs/bilm_pretrain_glove: each comes after
 # the run it needs
 RECIPES = ("pos_ewt", "ner_wnut17", "intent_clinc150", "intent_banking77", "sentiment_sst2", "pos_ewt_sru",
-           "pos_ewt_distilled", "bilm_pretrain_glove", "pos_ewt_elmo", "ner_wnut17_elmo", "sentiment_sst2_elmo")
+           "pos_ewt_distilled", "bilm_pretrain_glove", "pos_ewt_elmo", "ner_wnut17_elmo", "sentiment_sst2_elmo",
+           "intent_clinc150_elmo", "intent_banking77_elmo")
 
 
 def main(argv=None) -> int:
