@@ -32,7 +32,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
-from kerasrnn.text.vocabulary import UNK_ID
+from kerasrnn.layers.scalar_mix import scalar_mix
 
 
 class UnsupportedLayerError(ValueError):
@@ -585,22 +585,10 @@ def _char_cnn(g, layer, char_ids, **_):
 
 
 def _elmo(g, layer, inputs, **_):
-    # kerasrnn.layers.ELMo: ids the language model lacks read as its unknown word; the softmax of the mix weights
-    # and the scale fold into one constant per layer
-    lm = layer.bilm
-    feed = {"token_ids": tf.where(inputs["token_ids"] < lm.vocabulary_size, inputs["token_ids"], UNK_ID)}
-    if lm.char_cnn is not None:
-        feed["char_ids"] = tf.where(inputs["char_ids"] < lm.char_vocabulary_size, inputs["char_ids"], UNK_ID)
-    s, gamma = g.constant(layer.mix, 0), g.constant(layer.mix, 1)
-    weights = np.exp(s - s.max()) / np.exp(s - s.max()).sum() * gamma
-    layers = g.bilm_layers(lm, feed)
-    width = max(int(x.shape[-1]) for x in layers)
-    mixed = None
-    for w, x in zip(weights, layers, strict=True):
-        if x.shape[-1] < width:
-            x = tf.pad(x, [[0, 0], [0, 0], [0, width - int(x.shape[-1])]])
-        mixed = x * np.float32(w) if mixed is None else mixed + x * np.float32(w)
-    return mixed
+    # kerasrnn.layers.ELMo: the layer's own id clamp and mix, over the rebuilt language model's layers, the mix's
+    # trained weights as constants
+    layers = g.bilm_layers(layer.bilm, layer.language_model_inputs(inputs))
+    return scalar_mix(layers, g.constant(layer.mix, 0), g.constant(layer.mix, 1))
 
 
 def _dense_layer(g, layer, x):

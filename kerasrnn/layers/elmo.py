@@ -39,8 +39,7 @@ class ELMo(keras.layers.Layer):
             copy.build()
             copy.set_weights(bilm.get_weights())
             bilm = copy
-        self.bilm = bilm
-        self.bilm.trainable = False
+        self.bilm = bilm  # frozen in build(), once its variables exist
         self.mix = ScalarMix(name="scalar_mix")
         self.supports_masking = True
 
@@ -61,12 +60,15 @@ class ELMo(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, mask=None):
-        token_ids = inputs["token_ids"]
-        feed = {"token_ids": ops.where(token_ids < self.bilm.vocabulary_size, token_ids, UNK_ID)}
+        return self.mix(self.bilm(self.language_model_inputs(inputs), training=False))
+
+    def language_model_inputs(self, inputs) -> dict:
+        """The language model's inputs from the task's: ids it lacks (beyond its vocabularies) as its unknown id."""
+        feed = {"token_ids": ops.where(inputs["token_ids"] < self.bilm.vocabulary_size, inputs["token_ids"], UNK_ID)}
         if self.bilm.char_cnn is not None:
             chars = inputs["char_ids"]
             feed["char_ids"] = ops.where(chars < self.bilm.char_vocabulary_size, chars, UNK_ID)
-        return self.mix(self.bilm(feed, training=False))
+        return feed
 
     def compute_mask(self, inputs, mask=None):
         return ops.not_equal(inputs["token_ids"], 0)

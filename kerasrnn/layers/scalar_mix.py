@@ -24,23 +24,28 @@ class ScalarMix(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        self.dims = [int(shape[-1]) for shape in input_shape]
-        self.layer_weights = self.add_weight(shape=(len(self.dims),), initializer="zeros", name="layer_weights")
+        self.layer_weights = self.add_weight(shape=(len(input_shape),), initializer="zeros", name="layer_weights")
         self.gamma = self.add_weight(shape=(), initializer="ones", name="gamma")
         self.built = True
 
     def call(self, inputs):
-        width = max(self.dims)
-        weights = ops.softmax(self.layer_weights) * self.gamma
-        mixed = None
-        for j, x in enumerate(inputs):
-            if self.dims[j] < width:
-                x = ops.pad(x, [[0, 0]] * (len(x.shape) - 1) + [[0, width - self.dims[j]]])
-            mixed = weights[j] * x if mixed is None else mixed + weights[j] * x
-        return mixed
+        return scalar_mix(inputs, self.layer_weights, self.gamma)
 
     def compute_mask(self, inputs, mask=None):
         return mask[0] if isinstance(mask, list | tuple) else mask
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[0][:-1], max(int(shape[-1]) for shape in input_shape))
+
+
+def scalar_mix(layers, layer_weights, gamma):
+    """gamma * sum_j softmax(layer_weights)_j * h_j, narrower layers zero-padded at the end of their last axis: the
+    layer's computation, also run by the export graph on the trained weights as constants."""
+    width = max(int(x.shape[-1]) for x in layers)
+    weights = ops.softmax(layer_weights) * gamma
+    mixed = None
+    for j, x in enumerate(layers):
+        if x.shape[-1] < width:
+            x = ops.pad(x, [[0, 0]] * (len(x.shape) - 1) + [[0, width - int(x.shape[-1])]])
+        mixed = weights[j] * x if mixed is None else mixed + weights[j] * x
+    return mixed
