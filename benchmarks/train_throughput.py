@@ -114,8 +114,9 @@ def run_ours(path: str, threads: int, cell: str | None = None) -> dict:
     `cell` ("lstm", "gru", "sru") replaces the config's recurrent cell, every size kept."""
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    from kerasrnn.trainers.threads import configure_threads
+
+    configure_threads(threads)  # the trainer's thread pools for this many cores
     import keras
 
     from benchmarks.calibration import calibration_ms
@@ -269,8 +270,11 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
                              f"got {cell!r}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    result = {"config": Path(config_path).stem, "threads": threads, "steps": steps, "repeats": repeats,
-              "cell": own_cell, "cells": list(cells), "cases": {}}
+    from kerasrnn.trainers.threads import training_threads
+
+    intra, inter = training_threads(threads)
+    result = {"config": Path(config_path).stem, "threads": threads, "tf_threads": {"intra_op": intra, "inter_op": inter},
+              "steps": steps, "repeats": repeats, "cell": own_cell, "cells": list(cells), "cases": {}}
     order = ["ours", "pytorch", *(f"ours_{cell}" for cell in cells)]
     real = None  # (config, data) of the real case, for the padding report
     for case in cases:

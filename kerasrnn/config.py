@@ -55,6 +55,7 @@ class ModelConfig:
     char_embedding_dim: int = 32
     char_filters: int = 64
     char_kernel_size: int = 3
+    char_highway_layers: int = 0  # highway layers after the character CNN (kerasrnn.layers.CharCNN)
     num_sampled: int = 1024  # language_model: negatives of the sampled softmax in training
     residual: bool = False  # language_model: recurrent layers after the first add their input to their output
     init_from: str = ""  # a pre-trained run directory (BiLM or task run) whose encoder weights start this model
@@ -127,6 +128,7 @@ class Config:
         _check(not self.model.residual or self.task.type == "language_model", "model.residual",
                "false unless task.type is 'language_model'")
         _check(self.model.static_vectors_words >= 0, "model.static_vectors_words", "at least 0")
+        _check(self.model.char_highway_layers >= 0, "model.char_highway_layers", "at least 0")
         _check(not self.model.static_vectors_words or self.task.type != "language_model", "model.static_vectors_words",
                "0 for a language model (its vocabulary is what it predicts)")
         for name in ("num_layers", "units", "embedding_dim", "output_dim"):

@@ -30,6 +30,8 @@ def test_every_shipped_config_loads_and_round_trips(tmp_path):
          "model.elmo must be false unless model.init_from names a language model run"),
         ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\nelmo = true\ninit_from = "r"\nfreeze_encoder = true\n',
          "model.freeze_encoder must be false with model.elmo"),
+        ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\nchar_highway_layers = -1\n',
+         "model.char_highway_layers must be at least 0"),
         ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\nresidual = true\n',
          "model.residual must be false unless task.type is 'language_model'"),
     ],

@@ -30,7 +30,7 @@ def lm_config(tmp, train_files, test):
         f'[data]\nformat = "tokens"\ntrain_file = [{files}]\ntest_file = "{test}"\nmin_count = 1\n'
         "dev_fraction = 0.1\n"
         "[model]\nunits = 8\nembedding_dim = 8\nchar_filters = 8\nchar_embedding_dim = 4\nnum_sampled = 64\n"
-        "dropout = 0.0\nnum_layers = 2\n"
+        "dropout = 0.0\nnum_layers = 2\nchar_highway_layers = 1\n"
         "[training]\nepochs = 15\nbatch_size = 16\nlearning_rate = 0.05\nword_dropout = 0.0\n"
     )
     return path
@@ -64,7 +64,7 @@ def test_pretraining_writes_a_run_with_a_test_perplexity(lm_run):
 
 def task_config(tmp, lm_run, files, **model):
     settings = {"units": 8, "embedding_dim": 8, "char_filters": 8, "char_embedding_dim": 4, "output_dim": 8,
-                "init_from": f'"{lm_run}"', **model}
+                "char_highway_layers": 1, "init_from": f'"{lm_run}"', **model}
     path = tmp / "task.toml"
     path.write_text(
         '[task]\nname = "tiny_pos"\ntype = "tagging"\nmetric = "accuracy"\n'
@@ -107,16 +107,18 @@ def test_init_from_starts_the_encoder_from_the_bilm(lm_run, frozen_task_run):
     for mine, theirs in zip(bi.forward_layer.get_weights() + bi.backward_layer.get_weights(),
                             lm.forward_layers[0].get_weights() + lm.backward_layers[0].get_weights(), strict=True):
         assert_all_close(mine, theirs, atol=0)  # frozen: still the pre-trained weights after training
-    assert_all_close(tagger.encoder.get_layer("char_cnn").conv.get_weights()[0],
-                     lm.char_cnn.conv.get_weights()[0], atol=0)
+    cnn = tagger.encoder.get_layer("char_cnn")
+    assert_all_close(cnn.conv.get_weights()[0], lm.char_cnn.conv.get_weights()[0], atol=0)
+    assert_all_close(cnn.highways[0].get_weights()[0], lm.char_cnn.highways[0].get_weights()[0], atol=0)
 
 
 def test_init_from_names_every_mismatched_setting(lm_run, task_files, capsys):
     tmp, files = task_files
-    config = task_config(tmp, lm_run, files, units=12, char_filters=6)
+    config = task_config(tmp, lm_run, files, units=12, char_filters=6, char_highway_layers=0)
     assert train_cli.main(["--config", str(config), "--output-dir", str(tmp / "bad")]) == 2
     err = capsys.readouterr().err
     assert "model.units: 12 here, 8 there" in err and "model.char_filters: 6 here, 8 there" in err
+    assert "model.char_highway_layers: 0 here, 1 there" in err
     assert train_cli.main(["--config", str(config), "--output-dir", str(tmp / "bad"),
                            "--init-from", str(tmp / "nowhere")]) == 2
     assert "holds no model.keras; train it first" in capsys.readouterr().err

@@ -18,7 +18,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="a tagging config, e.g. training/configs/pos_ewt.toml")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--threads", type=int, default=2, help="threads of each framework (default 2)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="cores of each framework (default 2): PyTorch intra-op threads; ours the trainer's "
+                        "split (kerasrnn.trainers.threads)")
     parser.add_argument("--steps", type=int, default=100, help="timed training steps on the real data (default 100)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per side and case, taking turns; figures are medians (default 3)")

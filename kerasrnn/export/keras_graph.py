@@ -32,6 +32,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
+from kerasrnn.layers.char_cnn import highway_step
 from kerasrnn.layers.scalar_mix import scalar_mix
 
 
@@ -427,7 +428,10 @@ class KerasGraph(tf.Module):
         x = tf.tanh(x)
         valid = tf.expand_dims(tf.not_equal(flat, 0), -1)
         x = tf.reduce_max(tf.where(valid, x, -2.0), axis=1)
-        x = tf.where(tf.reduce_any(valid, axis=1), x, 0.0)
+        word = tf.reduce_any(valid, axis=1)
+        x = tf.where(word, x, 0.0)
+        for highway in cnn.highways:  # as CharCNN.call: padded words stay zero
+            x = tf.where(word, highway_step(x, _matmul(x, self.constant(highway, 0), self.constant(highway, 1))), 0.0)
         return tf.reshape(x, tf.concat([shape[:2], [tf.shape(x)[-1]]], axis=0))
 
     def valid_mask(self, x):

@@ -62,6 +62,9 @@ class ModelWeights:
         if getattr(enc, "elmo", None) is not None:
             raise ValueError("pruning rebuilds the encoder from its own layers; a model with ELMo features "
                              "(model.elmo) is not supported")
+        if enc.char_cnn is not None and enc.char_cnn.highways:
+            raise ValueError("pruning rebuilds the character CNN without highway layers; a model with "
+                             "model.char_highway_layers > 0 is not supported")
         char_embedding = char_kernel = char_bias = None
         if enc.char_cnn is not None:
             char_embedding = enc.char_cnn.embedding.get_weights()[0]

@@ -35,6 +35,7 @@ class BiLanguageModel(keras.Model):
         char_embedding_dim: int. Defaults to 32.
         char_filters: int. Defaults to 128.
         char_kernel_size: int. Defaults to 3.
+        char_highway_layers: int. Highway layers after the character CNN (`CharCNN`). Defaults to 0.
         max_word_chars: int. Defaults to 16.
         num_sampled: int. Negative classes of the sampled softmax in training. Defaults to 1024.
         token_embedding_trainable: bool. False keeps the token embedding fixed (pre-trained vectors). Defaults to
@@ -65,6 +66,7 @@ class BiLanguageModel(keras.Model):
         num_sampled=1024,
         token_embedding_trainable=True,
         residual=False,
+        char_highway_layers=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -86,11 +88,13 @@ class BiLanguageModel(keras.Model):
         self.num_sampled = num_sampled
         self.token_embedding_trainable = token_embedding_trainable
         self.residual = residual
+        self.char_highway_layers = char_highway_layers
 
         self.token_embedding = keras.layers.Embedding(vocabulary_size, embedding_dim,
                                                       trainable=token_embedding_trainable, name="token_embedding")
         self.char_cnn = (
-            CharCNN(char_vocabulary_size, char_embedding_dim, char_filters, char_kernel_size, name="char_cnn")
+            CharCNN(char_vocabulary_size, char_embedding_dim, char_filters, char_kernel_size,
+                    highway_layers=char_highway_layers, name="char_cnn")
             if char_vocabulary_size else None
         )
         self.word_dropout = keras.layers.Dropout(dropout, name="word_dropout")
@@ -215,6 +219,7 @@ class BiLanguageModel(keras.Model):
             "num_sampled": self.num_sampled,
             "token_embedding_trainable": self.token_embedding_trainable,
             "residual": self.residual,
+            "char_highway_layers": self.char_highway_layers,
         }
 
     @classmethod

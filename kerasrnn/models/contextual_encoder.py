@@ -33,6 +33,7 @@ class ContextualEncoder(keras.Model):
         char_embedding_dim: int. Character embedding size. Defaults to 32.
         char_filters: int. Character CNN filters (feature size per word). Defaults to 64.
         char_kernel_size: int. Character CNN width. Defaults to 3.
+        char_highway_layers: int. Highway layers after the character CNN (`CharCNN`). Defaults to 0.
         max_word_chars: int. Characters per word in `char_ids`. Defaults to 16.
         kernel_initializer: initializer of input kernels and the projection. Defaults to "glorot_uniform".
         recurrent_initializer: initializer of recurrent kernels (an SRU has none). Defaults to "orthogonal".
@@ -68,6 +69,7 @@ class ContextualEncoder(keras.Model):
         char_embedding_dim=32,
         char_filters=64,
         char_kernel_size=3,
+        char_highway_layers=0,
         max_word_chars=16,
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
@@ -108,7 +110,8 @@ class ContextualEncoder(keras.Model):
             inputs["char_ids"] = char_ids
             chars = CharCNN(
                 char_vocabulary_size, char_embedding_dim, char_filters, char_kernel_size,
-                embeddings_initializer=embeddings_init, kernel_initializer=kernel_init, name="char_cnn",
+                embeddings_initializer=embeddings_init, kernel_initializer=kernel_init,
+                highway_layers=char_highway_layers, name="char_cnn",
             )(char_ids)
             x = keras.layers.Concatenate(name="word_features")([x, chars])
         if elmo is not None:
@@ -143,6 +146,7 @@ class ContextualEncoder(keras.Model):
         self.char_embedding_dim = char_embedding_dim
         self.char_filters = char_filters
         self.char_kernel_size = char_kernel_size
+        self.char_highway_layers = char_highway_layers
         self.max_word_chars = max_word_chars
         self.kernel_initializer = kernel_init
         self.recurrent_initializer = recurrent_init
@@ -199,6 +203,7 @@ class ContextualEncoder(keras.Model):
             "char_embedding_dim": self.char_embedding_dim,
             "char_filters": self.char_filters,
             "char_kernel_size": self.char_kernel_size,
+            "char_highway_layers": self.char_highway_layers,
             "max_word_chars": self.max_word_chars,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),

@@ -39,6 +39,7 @@ from kerasrnn.trainers.checkpoints import (
 from kerasrnn.trainers.evaluation import predict
 from kerasrnn.trainers.interrupt import StopOnSignal, TrainingInterrupted
 from kerasrnn.trainers.lock import run_lock
+from kerasrnn.trainers.threads import configure_threads
 from kerasrnn.trainers.transfer import check_compatible, load_pretrained, transfer_weights
 
 
@@ -53,6 +54,7 @@ def train(config: Config, output_dir, *, verbose: int | None = None, resume: boo
     it resumably (`kerasrnn.trainers.interrupt`). `worker_timeout`: seconds after which a silent worker of a
     multi-worker run stops the others (`distribute.WorkerLost`)."""
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
+    configure_threads()  # before any TensorFlow work (a no-op where it already runs)
     if config.task.type == "language_model":
         from kerasrnn.trainers.language_model import train_language_model
 

@@ -2,8 +2,9 @@
 
 The task keeps the pre-trained vocabulary's ids and appends its own words (and characters) after them, so
 every pre-trained embedding row keeps its meaning; appended rows start from the usual initialiser. The
-character CNN and recurrent layer 0 (both directions) are copied; a BiLM's upper layers read one direction
-only and do not fit a bidirectional task layer, so they are not copied (a task run's upper layers are).
+character CNN (with its highway layers) and recurrent layer 0 (both directions) are copied; a BiLM's upper layers
+read one direction only and do not fit a bidirectional task layer, so they are not copied (a task run's upper layers
+are).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 from kerasrnn.run import load_run
 
 # Settings that must agree between the pre-trained run and the task for the weights to fit.
-SHAPE_KEYS = ("cell", "units", "embedding_dim", "char_embedding_dim", "char_filters", "char_kernel_size")
+SHAPE_KEYS = ("cell", "units", "embedding_dim", "char_embedding_dim", "char_filters", "char_kernel_size",
+              "char_highway_layers")
 DATA_KEYS = ("lowercase", "use_chars", "max_word_chars")
 
 
@@ -79,6 +81,8 @@ def transfer_weights(task_model, pre, freeze: bool = False) -> list[str]:
         chars[: len(src_chars)] = src_chars
         dst_cnn.embedding.set_weights([chars])
         dst_cnn.conv.set_weights(src_cnn.conv.get_weights())
+        for dst, src in zip(dst_cnn.highways, src_cnn.highways, strict=True):
+            dst.set_weights(src.get_weights())
         written.append(dst_cnn)
     for bi, (fw, bw) in zip(enc.recurrent_layers, src_pairs, strict=False):
         bi.forward_layer.set_weights(fw.get_weights())

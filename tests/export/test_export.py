@@ -182,6 +182,15 @@ def test_gru_exports_to_tflite_and_native_onnx_gru(tmp_path):
                      atol=1e-5)
 
 
+def test_pruning_refuses_character_highway_layers_it_would_drop():
+    from kerasrnn.export.pruning import ModelWeights
+
+    encoder = ContextualEncoder(VOCAB, embedding_dim=12, units=10, output_dim=8, char_vocabulary_size=CHARS,
+                                char_filters=6, char_embedding_dim=4, max_word_chars=WORD_CHARS, char_highway_layers=1)
+    with pytest.raises(ValueError, match="char_highway_layers"):
+        ModelWeights.from_model(SequenceTagger(encoder, 5))
+
+
 def test_pruning_reaches_the_target_sparsity_and_keeps_the_model_working():
     from kerasrnn.data.pipeline import EncodedData
     from kerasrnn.export.pruning import ModelWeights, prune_weights

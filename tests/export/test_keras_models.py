@@ -86,7 +86,7 @@ def kerasrnn_tagger():
     from kerasrnn.models import ContextualEncoder, SequenceTagger
 
     encoder = ContextualEncoder(V, embedding_dim=8, units=8, output_dim=8, char_vocabulary_size=12, char_filters=6,
-                                max_word_chars=4)
+                                max_word_chars=4, char_highway_layers=2)
     return SequenceTagger(encoder, TAGS, name="kerasrnn_tagger")
 
 
@@ -96,7 +96,7 @@ def elmo_tagger():
     from kerasrnn.models import BiLanguageModel, ContextualEncoder, SequenceTagger
 
     lm = BiLanguageModel(30, embedding_dim=6, units=5, char_vocabulary_size=10, char_filters=4, max_word_chars=4,
-                         num_layers=2, residual=True)
+                         num_layers=2, residual=True, char_highway_layers=1)
     encoder = ContextualEncoder(V, embedding_dim=8, units=8, output_dim=8, char_vocabulary_size=12, char_filters=6,
                                 max_word_chars=4, elmo=ELMo(lm, name="elmo"))
     return SequenceTagger(encoder, TAGS, name="elmo_tagger")
