@@ -161,6 +161,68 @@ def run_ours(path: str, threads: int, cell: str | None = None) -> dict:
             "calibration_ms": [calibration_before, calibration_ms()]}
 
 
+def layer_inputs(saved, meta, seed: int):
+    """Per saved batch: random inputs of the recurrent layer's width ([rows, length, embedding_dim], the
+    benchmark's models have no character features) and the batch's mask."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(meta["num_batches"]):
+        tok = saved[f"tok_{i}"]
+        out.append((rng.standard_normal((*tok.shape, meta["embedding_dim"])).astype(np.float32), tok != 0))
+    return out
+
+
+def run_layer(path: str, threads: int, cell: str) -> dict:
+    """The recurrent layer alone: the encoder's first layer (Bidirectional, `cell`, the config's units) trained on
+    the saved batches' shapes and masks with random inputs; each step its forward pass, the gradients of its weights
+    and of its inputs (which the embedding needs), and the trainer's optimizer update. What the rest of the model
+    costs (embedding, dropout, projection, head, loss) is the same for every cell and is left out here."""
+    import tensorflow as tf
+
+    from kerasrnn.trainers.threads import configure_threads
+
+    configure_threads(threads)
+    import keras
+
+    from benchmarks.calibration import calibration_ms
+    from kerasrnn.config import Config
+    from kerasrnn.models.contextual_encoder import CELLS
+    from kerasrnn.trainers.build import make_optimizer
+
+    calibration_before = calibration_ms()
+    saved = np.load(path)
+    meta = json.loads(str(saved["meta"]))
+    config = Config.from_dict(tomllib.loads(meta["config"]))
+    keras.utils.set_random_seed(config.training.seed)
+    batches = layer_inputs(saved, meta, config.training.seed)
+    features = meta["embedding_dim"]
+    layer = keras.layers.Bidirectional(CELLS[cell](meta["units"], return_sequences=True))
+    layer.build((None, None, features))
+    optimizer = make_optimizer(config.training, meta["num_batches"])
+    optimizer.build(layer.trainable_variables)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, features], tf.float32),
+                                  tf.TensorSpec([None, None], tf.bool)])
+    def step(x, mask):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, mask=mask, training=True)
+            valid = tf.cast(mask, y.dtype)[..., None]
+            loss = tf.reduce_sum(tf.square(y) * valid) / tf.reduce_sum(valid)
+        grads = tape.gradient(loss, [x, *layer.trainable_variables])
+        optimizer.apply_gradients(zip(grads[1:], layer.trainable_variables, strict=True))
+        return loss, tf.reduce_sum(grads[0])
+
+    ends, losses = [], []
+    for x, mask in batches:
+        loss, _ = (v.numpy() for v in step(x, mask))
+        ends.append(time.perf_counter())
+        losses.append(float(loss))
+    return {"ends": ends, "waits": [0.0] * len(ends), "tokens": [int(m.sum()) for _, m in batches],
+            "losses": losses, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "calibration_ms": [calibration_before, calibration_ms()]}
+
+
 def summarise(raw: dict) -> dict:
     """Figures over the steps after warm-up: step time is end to end (compute plus any wait for data)."""
     ends = np.array(raw["ends"])
@@ -195,10 +257,12 @@ def combine(runs: list[dict]) -> dict:
 
 
 def run_side(side: str, batches_path: Path, threads: int) -> dict:
-    """One side in a fresh worker process ("ours", "ours_CELL": ours with that cell, "pytorch"); returns its
-    summary."""
+    """One side in a fresh worker process ("ours", "ours_CELL": ours with that cell, "layer_CELL": that cell's
+    recurrent layer alone, "pytorch"); returns its summary."""
     if side == "pytorch":
         module, extra = ["benchmarks.torch_reference"], []
+    elif side.startswith("layer_"):
+        module, extra = ["benchmarks.train_throughput", "--layer-worker"], [side.removeprefix("layer_")]
     else:
         module, extra = ["benchmarks.train_throughput", "--worker"], [side.removeprefix("ours").lstrip("_")]
     cmd = [sys.executable, "-m", *module, str(Path(batches_path).resolve()), str(threads), *extra]
@@ -258,7 +322,8 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
     """Each case runs `repeats` times per side, the sides taking turns to go first (a machine that slows down
     or speeds up during the run then biases neither); figures are medians, the ratio that of the medians.
     `cells` adds sides: our model with another recurrent cell, every size kept (`cell_ratio`: its throughput over
-    the config's cell's)."""
+    the config's cell's), and the recurrent layer alone of each cell, the config's too (`layer_ratio`: the
+    other cell's layer throughput over the config's cell's; `run_layer`)."""
     from kerasrnn.config import Config
 
     if repeats < 1:
@@ -275,7 +340,8 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
     intra, inter = training_threads(threads)
     result = {"config": Path(config_path).stem, "threads": threads, "tf_threads": {"intra_op": intra, "inter_op": inter},
               "steps": steps, "repeats": repeats, "cell": own_cell, "cells": list(cells), "cases": {}}
-    order = ["ours", "pytorch", *(f"ours_{cell}" for cell in cells)]
+    layers = [f"layer_{cell}" for cell in (own_cell, *cells)] if cells else []
+    order = ["ours", "pytorch", *(f"ours_{cell}" for cell in cells), *layers]
     real = None  # (config, data) of the real case, for the padding report
     for case in cases:
         config, data, vocab_size, num_labels = load_case(config_path, case, seed)
@@ -307,6 +373,11 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
         row["cell_ratio_per_run"] = {cell: [round(c["nonpad_tokens_per_second"] / o["nonpad_tokens_per_second"], 3)
                                             for c, o in zip(runs[f"ours_{cell}"], runs["ours"], strict=True)]
                                      for cell in cells}
+        row["layer_ratio"] = {cell: round(row[f"layer_{cell}"]["nonpad_tokens_per_second"]
+                                          / row[f"layer_{own_cell}"]["nonpad_tokens_per_second"], 3) for cell in cells}
+        row["layer_ratio_per_run"] = {
+            cell: [round(c["nonpad_tokens_per_second"] / o["nonpad_tokens_per_second"], 3)
+                   for c, o in zip(runs[f"layer_{cell}"], runs[f"layer_{own_cell}"], strict=True)] for cell in cells}
         result["cases"][case] = row
     main = result["cases"][cases[0]]
     result.update(ours=main["ours"], pytorch=main["pytorch"], ratio=main["ratio"])
@@ -323,3 +394,5 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:  # one side's worker process (see run_side)
     print("RESULT " + json.dumps(run_ours(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)),
           flush=True)
+elif __name__ == "__main__" and sys.argv[1:2] == ["--layer-worker"]:
+    print("RESULT " + json.dumps(run_layer(sys.argv[2], int(sys.argv[3]), sys.argv[4])), flush=True)

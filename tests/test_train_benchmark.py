@@ -110,3 +110,19 @@ def test_real_long_rows_join_real_sentences_with_their_targets(tiny):
 def test_repeats_below_one_are_refused(tmp_path):
     with pytest.raises(ValueError, match="repeats must be at least 1"):
         tb.benchmark("x.toml", tmp_path, repeats=0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "sru"])
+def test_the_layer_side_trains_the_recurrent_layer_alone_on_the_saved_batches(tiny, cell):
+    tmp, config = tiny
+    cfg, data, vocab_size, num_labels = tb.load_case(str(config), "real", seed=0)
+    batches = tb.batches_for(cfg, data, steps=20, seed=0)
+    path = tb.save_batches(cfg, data, batches, vocab_size, num_labels, tmp / f"layer_{cell}.npz")
+    summary = tb.run_side(f"layer_{cell}", path, threads=1)  # its own worker process, as in the benchmark
+    assert summary["steps_timed"] == 20
+    saved = np.load(path)
+    assert summary["nonpad_tokens_per_second"] > 0
+    # the loss (mean squared output over valid positions) falls as the optimizer drives the outputs to zero
+    assert summary["last_loss"] < 0.8 * summary["first_loss"]
+    inputs = tb.layer_inputs(saved, json.loads(str(saved["meta"])), seed=0)
+    assert [m.sum() for _, m in inputs] == [int(data.lengths[b].sum()) for b in batches]

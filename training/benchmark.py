@@ -31,7 +31,8 @@ def main(argv=None):
                         "long rows of real lengths, 16 per batch, bucketed)")
     parser.add_argument("--cells", default="",
                         help="other recurrent cells to time as extra sides of ours, every size kept, e.g. sru "
-                        "(cell_ratio: their throughput over the config's cell's)")
+                        "(cell_ratio: their throughput over the config's cell's), and each cell's recurrent layer "
+                        "alone (layer_ratio)")
     args = parser.parse_args(argv)
     if importlib.util.find_spec("torch") is None:
         print('error: PyTorch is not installed; the reference side needs it: .venv/bin/pip install -e ".[bench]" '
@@ -57,6 +58,11 @@ def main(argv=None):
             print(f"{case}: ours with {cell} {c['nonpad_tokens_per_second']:,.0f} tok/s ({c['ms_per_step']} ms/step) | "
                   f"{cell} / {result['cell']} {ratio:.2f} (runs: "
                   f"{', '.join(f'{x:.2f}' for x in row['cell_ratio_per_run'][cell])})")
+        for cell, ratio in row["layer_ratio"].items():
+            c, o = row[f"layer_{cell}"], row[f"layer_{result['cell']}"]
+            print(f"{case}: recurrent layer alone: {cell} {c['ms_per_step']} ms/step, {result['cell']} "
+                  f"{o['ms_per_step']} ms/step | {cell} / {result['cell']} {ratio:.2f} (runs: "
+                  f"{', '.join(f'{x:.2f}' for x in row['layer_ratio_per_run'][cell])})")
     print(f"padding fraction: {result['padding_fraction']:.4f} bucketed, "
           f"{result['padding_fraction_unbucketed']:.4f} unbucketed")
     print(f"wrote {os.path.join(args.output_dir, 'train_bench.json')}")
