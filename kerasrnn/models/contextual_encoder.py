@@ -1,10 +1,12 @@
 import keras
 
 from kerasrnn.layers.char_cnn import CharCNN
+from kerasrnn.layers.recurrent import GRU, LSTM
 from kerasrnn.layers.sru import SRU
 from kerasrnn.layers.token_embedding import TokenEmbedding
 
-CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "sru": SRU}
+# LSTM and GRU: Keras' own, with a mask-free loop on right-padded rows (kerasrnn.layers.recurrent)
+CELLS = {"lstm": LSTM, "gru": GRU, "sru": SRU}
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")

@@ -1,0 +1,90 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kerasrnn.layers.recurrent as recurrent
+from kerasrnn.layers import GRU, LSTM
+from tests.test_case import assert_all_close
+
+CELLS = {"lstm": (keras.layers.LSTM, LSTM), "gru": (keras.layers.GRU, GRU)}
+LENGTHS = np.array([7, 3, 5, 1])
+
+
+def masks():
+    t = np.arange(7)[None, :]
+    holes = t < LENGTHS[:, None]
+    holes[0, 2] = False
+    return {"right-padded": t < LENGTHS[:, None], "left-padded": t >= (7 - LENGTHS)[:, None], "holes": holes,
+            "full": np.ones((4, 7), bool)}
+
+
+def pair(cell, bidirectional=True):
+    keras.utils.set_random_seed(4)
+    theirs, ours = (c(6, return_sequences=True) for c in CELLS[cell])
+    if bidirectional:
+        theirs, ours = keras.layers.Bidirectional(theirs), keras.layers.Bidirectional(ours)
+    x = np.random.default_rng(5).normal(size=(4, 7, 3)).astype("float32")
+    theirs(x), ours(x)
+    ours.set_weights(theirs.get_weights())
+    return theirs, ours, x
+
+
+def outputs_and_gradients(layer, x, mask):
+    x = tf.constant(x)
+    weights = tf.constant(np.random.default_rng(6).normal(size=(4, 7, layer.compute_output_shape(x.shape)[-1])),
+                          tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, mask=tf.constant(mask), training=True)
+        loss = tf.reduce_sum(y * weights)
+    return [y.numpy()] + [g.numpy() for g in tape.gradient(loss, [x, *layer.trainable_variables])]
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("kind", sorted(masks()))
+def test_outputs_and_gradients_are_keras_own_for_every_mask(cell, kind):
+    theirs, ours, x = pair(cell)
+    mask = masks()[kind]
+    expected, got = outputs_and_gradients(theirs, x, mask), outputs_and_gradients(ours, x, mask)
+    assert_all_close(got[0], expected[0], atol=1e-6)
+    assert np.all(got[0][~mask] == 0.0)  # padded positions are zero, as Keras' Bidirectional asks
+    for g, e in zip(got[1:], expected[1:], strict=True):
+        assert_all_close(g, e, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_a_forward_layer_outside_bidirectional_keeps_keras_masked_outputs(cell):
+    theirs, ours, x = pair(cell, bidirectional=False)
+    mask = masks()["right-padded"]
+    # outside Bidirectional Keras carries the last valid output over padding (zero_output_for_mask is False)
+    assert_all_close(ours(x, mask=mask).numpy(), theirs(x, mask=mask).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind, mask_free", [("right-padded", True), ("full", True), ("left-padded", False),
+                                             ("holes", False)])
+def test_right_padded_rows_run_the_loop_without_a_mask(monkeypatch, kind, mask_free):
+    calls = []
+    rnn = recurrent.backend.rnn
+
+    def recording(*args, mask=None, **kwargs):
+        calls.append(mask is None)
+        return rnn(*args, mask=mask, **kwargs)
+
+    _, ours, x = pair("lstm")
+    monkeypatch.setattr(recurrent.backend, "rnn", recording)
+    ours(x, mask=masks()[kind])  # eagerly: tf.cond runs one branch
+    assert calls == [mask_free, mask_free]  # both directions
+
+
+def test_saved_encoder_reloads_the_same_layer_class(tmp_path):
+    from kerasrnn.models import ContextualEncoder
+
+    encoder = ContextualEncoder(20, embedding_dim=4, units=3, output_dim=2)
+    path = tmp_path / "encoder.keras"
+    encoder.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    layer = loaded.get_layer("bilstm_0")
+    assert type(layer.forward_layer) is LSTM and type(layer.backward_layer) is LSTM
+    ids = {"token_ids": np.array([[3, 4, 5, 0], [6, 0, 0, 0]], "int32")}
+    assert_all_close(loaded(ids).numpy(), encoder(ids).numpy(), atol=1e-6)
