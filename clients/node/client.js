@@ -77,7 +77,8 @@ class Bundle {
 
   lookup(token) {
     const key = this.ids.lowercase ? token.toLowerCase() : token;
-    return this.vocab.has(key) ? this.vocab.get(key) : this.ids.unknown_id;
+    const id = this.vocab.get(key);  // the pad token's line is never a word's id
+    return id === undefined || id === this.ids.pad_id ? this.ids.unknown_id : id;
   }
 
   // text -> {tokens (cut to max_length), tokenCount, lastToken, tokenIds, charIds (rows of max_word_chars)}

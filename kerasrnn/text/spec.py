@@ -70,7 +70,8 @@ def tokenizer_spec(*, lowercase: bool, max_length: int, max_word_chars: int | No
             "lowercase": lowercase,
             "lowercase_rule": ("when lowercase is true, look up the Unicode default lowercase of the token (Python "
                                "str.lower, JavaScript toLowerCase(), Java toLowerCase(Locale.ROOT))"),
-            "lookup": "the id of a token is its 0-based line in the vocabulary file; a token not in it gets unknown_id",
+            "lookup": "the id of a token is its 0-based line in the vocabulary file; a token not in it, or the pad "
+                      "token itself (line 0), gets unknown_id",
             "pad_id": PAD_ID,
             "unknown_id": UNK_ID,
             "empty_text": (f"a text with no tokens is fed as the one token {UNK_TOKEN!r} with token id unknown_id "

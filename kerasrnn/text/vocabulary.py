@@ -92,11 +92,13 @@ class Vocabulary:
         return token.lower() if self.lowercase else token
 
     def lookup(self, token: str) -> int:
-        key = self._normalize(token)
-        if key in self._index:
-            return self._index[key]
+        """The token's id; in a token vocabulary, the unknown id for a token it lacks and for the pad token itself
+        (text that reads "<pad>" is a word, never padding)."""
+        i = self._index.get(self._normalize(token))
         if self.special_tokens:
-            return UNK_ID
+            return UNK_ID if i is None or i == PAD_ID else i
+        if i is not None:
+            return i
         raise ValueError(f"unknown label {token!r}; known labels: {', '.join(self.tokens[:20])}")
 
     def encode(self, tokens: Iterable[str]) -> list[int]:

@@ -161,7 +161,8 @@ def test_a_language_model_starts_its_input_embedding_from_the_vectors(tmp_path, 
     task = tiny_config(tmp_path / "task.toml", 'name = "tiny_pos"\ntype = "tagging"', "conllu", files,
                        data="min_count = 1",
                        model=f'units = {lm_model.units}\nembedding_dim = 50\nchar_filters = {lm_model.char_filters}\n'
-                       f'char_embedding_dim = {lm_model.char_embedding_dim}\ninit_from = "{out}"\n'
+                       f'char_embedding_dim = {lm_model.char_embedding_dim}\n'
+                       f'char_highway_layers = {lm_model.char_highway_layers}\ninit_from = "{out}"\n'
                        'static_vectors = "glove-6b-50d"\nstatic_vectors_words = 20\nfreeze_encoder = true',
                        training="epochs = 1\nbatch_size = 8")
     assert train_cli.main(["--config", str(task), "--output-dir", str(tmp_path / "task")]) == 0

@@ -7,7 +7,7 @@ def test_build_orders_by_frequency_then_alphabet_and_reserves_pad_and_unk():
     vocab = Vocabulary.build([["b", "a", "c"], ["a", "c"], ["a"]])
     assert vocab.tokens == ["<pad>", "<unk>", "a", "c", "b"]
     assert vocab.encode(["a", "b", "zzz"]) == [2, 4, UNK_ID]
-    assert vocab.lookup("<pad>") == PAD_ID
+    assert vocab.tokens[PAD_ID] == "<pad>" and vocab.lookup("<pad>") == UNK_ID  # text never reads as padding
 
 
 def test_min_count_max_size_and_lowercase():
@@ -56,3 +56,9 @@ def test_decode_rejects_out_of_range_ids():
         vocab.decode([3])
     with pytest.raises(ValueError, match="outside the vocabulary"):
         vocab.decode([-1])
+
+
+def test_a_word_that_reads_like_the_pad_token_is_unknown_never_padding():
+    vocab = Vocabulary.build([["<pad>", "a", "<PAD>"]], min_count=1, lowercase=True)
+    assert vocab.tokens == ["<pad>", "<unk>", "a"]
+    assert vocab.encode(["<pad>", "<PAD>", "a", "<unk>"]) == [1, 1, 2, 1]
