@@ -109,24 +109,40 @@ def save_batches(config, data, batches, vocab_size: int, num_labels: int, path: 
     return path
 
 
-def run_ours(path: str, threads: int, cell: str | None = None) -> dict:
-    """Our side: `model.fit` on a tf.data pipeline over the saved batches; same result keys as the reference.
-    `cell` ("lstm", "gru", "sru") replaces the config's recurrent cell, every size kept."""
-    import tensorflow as tf
-
+def _worker_start(path: str, threads: int):
+    """What every worker of ours does first: the trainer's thread pools for `threads` cores (before any TensorFlow
+    work), the calibration workload, the saved batches with their meta and config. Returns (saved, meta, config,
+    calibration ms before)."""
     from kerasrnn.trainers.threads import configure_threads
 
-    configure_threads(threads)  # the trainer's thread pools for this many cores
-    import keras
-
+    configure_threads(threads)
     from benchmarks.calibration import calibration_ms
     from kerasrnn.config import Config
-    from kerasrnn.trainers.build import build_model, make_optimizer
 
     calibration_before = calibration_ms()
     saved = np.load(path)
     meta = json.loads(str(saved["meta"]))
-    config = Config.from_dict(tomllib.loads(meta["config"]))
+    return saved, meta, Config.from_dict(tomllib.loads(meta["config"])), calibration_before
+
+
+def _worker_result(ends, waits, tokens, losses, calibration_before) -> dict:
+    """A worker's raw figures (what `summarise` reads), with its peak memory and the calibration after."""
+    from benchmarks.calibration import calibration_ms
+
+    return {"ends": ends, "waits": waits, "tokens": tokens, "losses": losses,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "calibration_ms": [calibration_before, calibration_ms()]}
+
+
+def run_ours(path: str, threads: int, cell: str | None = None) -> dict:
+    """Our side: `model.fit` on a tf.data pipeline over the saved batches; same result keys as the reference.
+    `cell` ("lstm", "gru", "sru") replaces the config's recurrent cell, every size kept."""
+    saved, meta, config, calibration_before = _worker_start(path, threads)
+    import keras
+    import tensorflow as tf
+
+    from kerasrnn.trainers.build import build_model, make_optimizer
+
     if cell:
         config = config.replace("model", cell=cell)
     keras.utils.set_random_seed(config.training.seed)
@@ -156,9 +172,7 @@ def run_ours(path: str, threads: int, cell: str | None = None) -> dict:
     # next one's begin is the wait for data (plus callback overhead).
     waits = [0.0] + [b - e for b, e in zip(begins[1:], ends[:-1], strict=True)]
     tokens = [int((saved[f"tok_{i}"] != 0).sum()) for i in range(n)]
-    return {"ends": ends, "waits": waits, "tokens": tokens, "losses": losses,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "calibration_ms": [calibration_before, calibration_ms()]}
+    return _worker_result(ends, waits, tokens, losses, calibration_before)
 
 
 def layer_inputs(saved, meta, seed: int):
@@ -177,22 +191,13 @@ def run_layer(path: str, threads: int, cell: str) -> dict:
     the saved batches' shapes and masks with random inputs; each step its forward pass, the gradients of its weights
     and of its inputs (which the embedding needs), and the trainer's optimizer update. What the rest of the model
     costs (embedding, dropout, projection, head, loss) is the same for every cell and is left out here."""
+    saved, meta, config, calibration_before = _worker_start(path, threads)
+    import keras
     import tensorflow as tf
 
-    from kerasrnn.trainers.threads import configure_threads
-
-    configure_threads(threads)
-    import keras
-
-    from benchmarks.calibration import calibration_ms
-    from kerasrnn.config import Config
     from kerasrnn.models.contextual_encoder import CELLS
     from kerasrnn.trainers.build import make_optimizer
 
-    calibration_before = calibration_ms()
-    saved = np.load(path)
-    meta = json.loads(str(saved["meta"]))
-    config = Config.from_dict(tomllib.loads(meta["config"]))
     keras.utils.set_random_seed(config.training.seed)
     batches = layer_inputs(saved, meta, config.training.seed)
     features = meta["embedding_dim"]
@@ -218,9 +223,7 @@ def run_layer(path: str, threads: int, cell: str) -> dict:
         loss, _ = (v.numpy() for v in step(x, mask))
         ends.append(time.perf_counter())
         losses.append(float(loss))
-    return {"ends": ends, "waits": [0.0] * len(ends), "tokens": [int(m.sum()) for _, m in batches],
-            "losses": losses, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "calibration_ms": [calibration_before, calibration_ms()]}
+    return _worker_result(ends, [0.0] * len(ends), [int(m.sum()) for _, m in batches], losses, calibration_before)
 
 
 def summarise(raw: dict) -> dict:
@@ -254,6 +257,15 @@ def combine(runs: list[dict]) -> dict:
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
             "calibration_ms": round(float(np.median([x for r in runs for x in r["calibration_ms"] or []] or [0])), 3),
             "runs_tokens_per_second": [r["nonpad_tokens_per_second"] for r in runs]}
+
+
+def throughput_ratio(row: dict, runs: dict, side: str, base: str) -> tuple[float, list[float]]:
+    """`side`'s tokens per second over `base`'s: the ratio of their medians (in `row`), and run by run (`runs`)."""
+    def tps(x):
+        return x["nonpad_tokens_per_second"]
+
+    return (round(tps(row[side]) / tps(row[base]), 3),
+            [round(tps(s) / tps(b), 3) for s, b in zip(runs[side], runs[base], strict=True)])
 
 
 def run_side(side: str, batches_path: Path, threads: int) -> dict:
@@ -365,19 +377,11 @@ def benchmark(config_path: str, output_dir, threads: int = 2, steps: int = 100, 
         row.update({side: combine(side_runs) for side, side_runs in runs.items()})
         # 1, 5 and 15-minute load averages of the machine before and after the case (other work shows here)
         row["load_average"] = {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]}
-        row["ratio"] = round(row["ours"]["nonpad_tokens_per_second"] / row["pytorch"]["nonpad_tokens_per_second"], 3)
-        row["ratio_per_run"] = [round(o["nonpad_tokens_per_second"] / p["nonpad_tokens_per_second"], 3)
-                                for o, p in zip(runs["ours"], runs["pytorch"], strict=True)]
-        row["cell_ratio"] = {cell: round(row[f"ours_{cell}"]["nonpad_tokens_per_second"]
-                                         / row["ours"]["nonpad_tokens_per_second"], 3) for cell in cells}
-        row["cell_ratio_per_run"] = {cell: [round(c["nonpad_tokens_per_second"] / o["nonpad_tokens_per_second"], 3)
-                                            for c, o in zip(runs[f"ours_{cell}"], runs["ours"], strict=True)]
-                                     for cell in cells}
-        row["layer_ratio"] = {cell: round(row[f"layer_{cell}"]["nonpad_tokens_per_second"]
-                                          / row[f"layer_{own_cell}"]["nonpad_tokens_per_second"], 3) for cell in cells}
-        row["layer_ratio_per_run"] = {
-            cell: [round(c["nonpad_tokens_per_second"] / o["nonpad_tokens_per_second"], 3)
-                   for c, o in zip(runs[f"layer_{cell}"], runs[f"layer_{own_cell}"], strict=True)] for cell in cells}
+        row["ratio"], row["ratio_per_run"] = throughput_ratio(row, runs, "ours", "pytorch")
+        for key, side, base in (("cell_ratio", "ours_{}", "ours"), ("layer_ratio", "layer_{}", f"layer_{own_cell}")):
+            pairs = {cell: throughput_ratio(row, runs, side.format(cell), base) for cell in cells}
+            row[key] = {cell: median for cell, (median, _) in pairs.items()}
+            row[f"{key}_per_run"] = {cell: per_run for cell, (_, per_run) in pairs.items()}
         result["cases"][case] = row
     main = result["cases"][cases[0]]
     result.update(ours=main["ours"], pytorch=main["pytorch"], ratio=main["ratio"])

@@ -126,3 +126,14 @@ def test_the_layer_side_trains_the_recurrent_layer_alone_on_the_saved_batches(ti
     assert summary["last_loss"] < 0.8 * summary["first_loss"]
     inputs = tb.layer_inputs(saved, json.loads(str(saved["meta"])), seed=0)
     assert [m.sum() for _, m in inputs] == [int(data.lengths[b].sum()) for b in batches]
+
+
+def test_throughput_ratios_are_of_the_medians_and_run_by_run():
+    def side(*tps):
+        return [{"nonpad_tokens_per_second": t} for t in tps]
+
+    runs = {"ours": side(300.0, 200.0, 250.0), "pytorch": side(100.0, 200.0, 125.0)}
+    row = {name: tb.combine([{**r, "ms_per_step": 1.0, "ms_per_step_mean": 1.0, "data_wait_fraction": 0.0,
+                              "peak_rss_mb": 1.0, "calibration_ms": [1.0]} for r in side_runs])
+           for name, side_runs in runs.items()}
+    assert tb.throughput_ratio(row, runs, "ours", "pytorch") == (2.0, [3.0, 1.0, 2.0])  # 250 / 125

@@ -5,10 +5,10 @@ training steps are many small ops (a recurrent layer's loop over time, dropout, 
 updates) on tensors of a few hundred kilobytes, and splitting such an op across threads costs more than it saves:
 on 2 cores a multiply-add over [20, 32, 256] floats took 36 us with 2 intra-op threads against 11 us with one. The
 two directions of a bidirectional layer are independent chains of ops, so two inter-op threads keep both cores
-busy. Measured with `training.benchmark --threads 2 --repeats 3` (intra-op 1 against 2, inter-op 2 both, one run
-after the other on a quiet machine): pos_ewt's real batches 11.2 vs 13.5 ms per step (SRU 6.9 vs 8.1), 64 x 64 rows
-57.9 vs 59.3, 16 x 256 rows 124.9 vs 115.6 (long rows of large ops lose 8%). Measured on 2 cores only; on more
-cores each of the two op streams gets half of them.
+busy. Measured with a one-off variant of `training.benchmark --threads 2 --repeats 3` that set intra-op 1 or 2
+(inter-op 2 both), one run after the other on a quiet machine: pos_ewt's real batches 11.2 vs 13.5 ms per step
+(SRU 6.9 vs 8.1), 64 x 64 rows 57.9 vs 59.3, 16 x 256 rows 124.9 vs 115.6 (long rows of large ops lose 8%).
+Measured on 2 cores only; on more cores each of the two op streams gets half of them.
 """
 
 from __future__ import annotations
