@@ -61,20 +61,63 @@ def test_a_forward_layer_outside_bidirectional_keeps_keras_masked_outputs(cell):
     assert_all_close(ours(x, mask=mask).numpy(), theirs(x, mask=mask).numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("kind, mask_free", [("right-padded", True), ("full", True), ("left-padded", False),
                                              ("holes", False)])
-def test_right_padded_rows_run_the_loop_without_a_mask(monkeypatch, kind, mask_free):
-    calls = []
-    rnn = recurrent.backend.rnn
+def test_right_padded_rows_run_the_loop_without_a_mask(monkeypatch, cell, kind, mask_free):
+    loops = []
+    rnn, fused = recurrent.backend.rnn, recurrent.fused_lstm_sequence
 
-    def recording(*args, mask=None, **kwargs):
-        calls.append(mask is None)
+    def recording_rnn(*args, mask=None, **kwargs):
+        loops.append("masked" if mask is not None else "mask-free")
         return rnn(*args, mask=mask, **kwargs)
 
-    _, ours, x = pair("lstm")
-    monkeypatch.setattr(recurrent.backend, "rnn", recording)
+    def recording_fused(*args):
+        loops.append("fused")
+        return fused(*args)
+
+    _, ours, x = pair(cell)
+    monkeypatch.setattr(recurrent.backend, "rnn", recording_rnn)
+    monkeypatch.setattr(recurrent, "fused_lstm_sequence", recording_fused)
     ours(x, mask=masks()[kind])  # eagerly: tf.cond runs one branch
-    assert calls == [mask_free, mask_free]  # both directions
+    expected = ({"lstm": "fused", "gru": "mask-free"}[cell] if mask_free else "masked")
+    assert loops == [expected, expected]  # both directions
+
+
+def reference_lstm(x, h, c, kernel, recurrent_kernel, bias):
+    """Keras' LSTMCell equations, step by step in plain TensorFlow ops (the autodiff reference)."""
+    hs, cs = [], []
+    for t in range(x.shape[0]):
+        i, f, g, o = tf.split(x[t] @ kernel + h @ recurrent_kernel + bias, 4, axis=-1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        hs.append(h)
+        cs.append(c)
+    return tf.stack(hs), tf.stack(cs)
+
+
+def test_fused_sequence_and_its_gradient_match_the_step_equations_past_a_cell_state_of_ten():
+    rng = np.random.default_rng(8)
+    steps, rows, features, units = 16, 3, 4, 5
+    args = [rng.normal(size=(steps, rows, features)) * 3.0, rng.normal(size=(rows, units)) * 0.5,
+            rng.normal(size=(rows, units)) * 4.0, rng.normal(size=(features, 4 * units)) * 0.5,
+            rng.normal(size=(units, 4 * units)) * 0.3, np.concatenate([np.full(units, 4.0), np.full(units, 6.0),
+                                                                   np.full(units, 5.0), np.zeros(units)])]
+    args = [tf.constant(a, tf.float32) for a in args]
+    weights = [tf.constant(rng.normal(size=(steps, rows, units)), tf.float32) for _ in range(2)]
+    results = []
+    for fn in (recurrent.fused_lstm_sequence, reference_lstm):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            h, c = fn(*args)
+            loss = tf.reduce_sum(h * weights[0]) + tf.reduce_sum(c * weights[1])
+        results.append([h.numpy(), c.numpy()] + [g.numpy() for g in tape.gradient(loss, args)])
+    (h, c, *grads), (h_ref, c_ref, *grads_ref) = results
+    assert np.abs(c_ref).max() > 10.0  # where TFLite's fused LSTM would clip
+    assert_all_close(h, h_ref, atol=1e-5)
+    assert_all_close(c, c_ref, atol=1e-4)
+    for g, e in zip(grads, grads_ref, strict=True):  # x, h0, c0, kernel, recurrent kernel, bias
+        assert_all_close(g, e, atol=1e-4 * max(1.0, np.abs(e).max()))
 
 
 def test_saved_encoder_reloads_the_same_layer_class(tmp_path):
