@@ -53,12 +53,23 @@ def test_outputs_and_gradients_are_keras_own_for_every_mask(cell, kind):
         assert_all_close(g, e, atol=1e-5)
 
 
+@pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_a_forward_layer_outside_bidirectional_keeps_keras_masked_outputs(cell):
-    theirs, ours, x = pair(cell, bidirectional=False)
+def test_a_layer_outside_bidirectional_keeps_keras_masked_outputs_and_gradients(cell, go_backwards):
+    keras.utils.set_random_seed(4)
+    theirs, ours = (c(6, return_sequences=True, go_backwards=go_backwards) for c in CELLS[cell])
+    x = np.random.default_rng(5).normal(size=(4, 7, 3)).astype("float32")
+    theirs(x), ours(x)
+    ours.set_weights(theirs.get_weights())
     mask = masks()["right-padded"]
-    # outside Bidirectional Keras carries the last valid output over padding (zero_output_for_mask is False)
-    assert_all_close(ours(x, mask=mask).numpy(), theirs(x, mask=mask).numpy(), atol=1e-6)
+    # outside Bidirectional Keras carries the last valid output over padding (zero_output_for_mask is False);
+    # a go_backwards layer reads its padding first, where nothing is held yet
+    expected, got = outputs_and_gradients(theirs, x, mask), outputs_and_gradients(ours, x, mask)
+    padded = ~mask[:, ::-1] if go_backwards else ~mask  # a go_backwards layer's outputs come last position first
+    assert np.any(expected[0][padded] != 0.0) != go_backwards
+    assert_all_close(got[0], expected[0], atol=1e-6)
+    for g, e in zip(got[1:], expected[1:], strict=True):
+        assert_all_close(g, e, atol=1e-5)
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
