@@ -1,13 +1,15 @@
-"""Keras' LSTM and GRU with a mask-free training loop for right-padded rows.
+"""Keras' LSTM and GRU with a mask-free training loop.
 
 Keras runs a masked recurrent layer on a CPU as a loop that, at every step, selects between the new and the held
-state and output (three selects per step for an LSTM, and their gradients). With right padding (what
-`kerasrnn.data.pipeline` makes and the export graph assumes) none of that is needed: a forward layer's valid outputs
-never read a later position, and a backward layer reads each row reversed within its own length
-(`tf.reverse_sequence`), so its padding comes last too. `LSTM` and `GRU` run that loop when the mask is
-right-padded, and Keras' masked loop for any other mask (holes, left padding) or setting; both give the same outputs
-(padded positions zero inside Keras' `Bidirectional`, which asks that of its layers; outside it the row's last valid
-output held over the padding, as Keras' loop does) and the same weights and gradients. They are
+state and output (three selects per step for an LSTM, and their gradients). None of that is needed: a masked step
+leaves the state as it was, so a row's valid outputs are those of the layer run over the row's valid positions
+alone, in order. `LSTM` and `GRU` gather each row's valid positions to its front (a stable sort of the positions:
+right padding, what `kerasrnn.data.pipeline` makes and the export graph assumes, gathers to itself), run the loop
+without a mask (a backward layer reads each row reversed within its own length, `tf.reverse_sequence`, so its
+padding comes last too), and put the outputs back at their positions; a masked position gets zero inside Keras'
+`Bidirectional` (which asks that of its layers) and, outside it, the output read before it, as Keras' loop gives. So
+every mask (right or left padding, holes) gives Keras' outputs and gradients. No mask, dropout inside the cell,
+`return_sequences=False`, `return_state`, `stateful`, `unroll` or a GPU (Keras' cuDNN path) take Keras' own loop. They are
 `keras.layers.LSTM` / `GRU` in everything else (weights, config, export), under the same class names.
 
 On that mask-free path an LSTM with Keras' default activations (tanh, sigmoid) in float32 runs as one fused op,
@@ -22,8 +24,8 @@ import keras
 from keras.src import backend, tree  # backend.rnn: the loop Keras' RNN layers run (keras pinned in pyproject.toml)
 
 
-class _RightPaddedLoop:
-    """Mixin for a Keras RNN layer: the mask-free loop where it gives Keras' own outputs (see the module)."""
+class _MaskFreeLoop:
+    """Mixin for a Keras RNN layer: the mask-free loop wherever it gives Keras' own outputs (see the module)."""
 
     def _mask_free_applies(self, mask) -> bool:
         import tensorflow as tf
@@ -44,46 +46,47 @@ class _RightPaddedLoop:
         if not self._mask_free_applies(mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         mask = tf.cast(mask, tf.bool)
+        steps = tf.shape(mask)[1]
         lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
-        right_padded = tf.reduce_all(tf.equal(mask, tf.sequence_mask(lengths, tf.shape(mask)[1])))
+        position = tf.range(steps)[None, :]
+        rank = tf.cumsum(tf.cast(mask, tf.int32), axis=1, exclusive=True)  # the valid positions before each one
+        # each row's valid positions first, in their order (a stable sort): any mask becomes right padding
+        x = tf.gather(sequences, tf.argsort(tf.where(mask, position, position + steps), axis=1, stable=True),
+                      batch_dims=1)
+        if self.go_backwards:
+            x = tf.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)
         initial_state = list(initial_state) if tree.is_nested(initial_state) else [initial_state]
+        if self._fused_applies(x):
+            cell = self.cell
+            bias = cell.bias if cell.use_bias else tf.zeros([4 * cell.units], x.dtype)
+            h, c = fused_lstm_sequence(tf.transpose(x, [1, 0, 2]), *initial_state, cell.kernel,
+                                       cell.recurrent_kernel, bias)
+            outputs, state_sequences = tf.transpose(h, [1, 0, 2]), [h, c]
+        else:
+            def step(inputs, states):
+                output, new_states = self.cell(inputs, states, training=training)
+                return output, new_states if tree.is_nested(new_states) else [new_states]
 
-        def mask_free():
-            x = tf.reverse_sequence(sequences, lengths, seq_axis=1, batch_axis=0) if self.go_backwards else sequences
-            if self._fused_applies(x):
-                cell = self.cell
-                bias = cell.bias if cell.use_bias else tf.zeros([4 * cell.units], x.dtype)
-                h, c = fused_lstm_sequence(tf.transpose(x, [1, 0, 2]), *initial_state, cell.kernel,
-                                           cell.recurrent_kernel, bias)
-                outputs, states = tf.transpose(h, [1, 0, 2]), [h[-1], c[-1]]
-                last = states[0]
-            else:
-                def step(inputs, states):
-                    output, new_states = self.cell(inputs, states, training=training)
-                    return output, new_states if tree.is_nested(new_states) else [new_states]
-
-                last, outputs, states = backend.rnn(step, x, initial_state, go_backwards=False, mask=None,
-                                                    unroll=False, input_length=sequences.shape[1],
-                                                    return_all_outputs=True)
-            valid = tf.cast(mask, outputs.dtype)[..., None]
-            if self.go_backwards:
-                # back to the row's own order, padding zeroed, then in Keras' go_backwards order (last position
-                # first), which Bidirectional flips back
-                outputs = tf.reverse_sequence(outputs, lengths, seq_axis=1, batch_axis=0)
-                return last, tf.reverse(outputs * valid, [1]), tuple(states)
-            if self.zero_output_for_mask:
-                return last, outputs * valid, tuple(states)
-            # outside Bidirectional Keras carries each row's last valid output over its padding (and a
-            # go_backwards layer's padding, which it reads first, stays zero as above)
-            held = tf.gather(outputs, tf.maximum(lengths - 1, 0), batch_dims=1) * tf.cast(lengths > 0, outputs.dtype)[:, None]
-            return held, tf.where(mask[..., None], outputs, held[:, None, :]), tuple(states)
-
-        def masked():
-            last, outputs, states = super(_RightPaddedLoop, self).inner_loop(sequences, initial_state, mask,
-                                                                             training=training)
-            return last, outputs, tuple(states)  # both branches of the cond: one structure
-
-        return tf.cond(right_padded, mask_free, masked)
+            _, outputs, _ = backend.rnn(step, x, initial_state, go_backwards=False, mask=None, unroll=False,
+                                        input_length=sequences.shape[1], return_all_outputs=True)
+            state_sequences = [tf.transpose(outputs, [1, 0, 2])]  # a GRU's state is its output
+        # the states after each row's last valid input, as Keras' masked loop leaves them
+        states = tuple(tf.where((lengths > 0)[:, None], tf.gather(tf.transpose(seq, [1, 0, 2]),
+                                                                   tf.maximum(lengths - 1, 0), batch_dims=1), s0)
+                       for seq, s0 in zip(state_sequences, initial_state, strict=True))
+        if self.go_backwards:
+            outputs = tf.reverse_sequence(outputs, lengths, seq_axis=1, batch_axis=0)
+        # outputs[:, r] is now the output at the row's valid position of rank r; back to the positions: a masked one
+        # is zero inside Bidirectional (zero_output_for_mask), and outside it holds the output read before it
+        # (Keras' loop: the previous position's forward, the next one's for a go_backwards layer), or zero
+        held = rank if self.go_backwards else rank - 1
+        source = tf.where(mask, rank, held)
+        keep = mask if self.zero_output_for_mask else mask | ((held >= 0) & (held < lengths[:, None]))
+        outputs = tf.gather(outputs, tf.clip_by_value(source, 0, steps - 1), batch_dims=1) * tf.cast(
+            keep, outputs.dtype)[..., None]
+        if self.go_backwards:
+            outputs = tf.reverse(outputs, [1])  # Keras' go_backwards order (last position first)
+        return outputs[:, -1], outputs, states
 
 
 def fused_lstm_sequence(x, h0, c0, kernel, recurrent_kernel, bias):
@@ -149,8 +152,8 @@ def fused_lstm_sequence(x, h0, c0, kernel, recurrent_kernel, bias):
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
-class LSTM(_RightPaddedLoop, keras.layers.LSTM):
-    """`keras.layers.LSTM` with the mask-free loop on right-padded rows (`kerasrnn.layers.recurrent`)."""
+class LSTM(_MaskFreeLoop, keras.layers.LSTM):
+    """`keras.layers.LSTM` with the mask-free loop, fused (`kerasrnn.layers.recurrent`)."""
 
     def _fused_applies(self, x) -> bool:
         return (self.cell.activation is keras.activations.tanh
@@ -158,5 +161,5 @@ class LSTM(_RightPaddedLoop, keras.layers.LSTM):
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
-class GRU(_RightPaddedLoop, keras.layers.GRU):
-    """`keras.layers.GRU` with the mask-free loop on right-padded rows (`kerasrnn.layers.recurrent`)."""
+class GRU(_MaskFreeLoop, keras.layers.GRU):
+    """`keras.layers.GRU` with the mask-free loop (`kerasrnn.layers.recurrent`)."""

@@ -5,7 +5,7 @@ from kerasrnn.layers.recurrent import GRU, LSTM
 from kerasrnn.layers.sru import SRU
 from kerasrnn.layers.token_embedding import TokenEmbedding
 
-# LSTM and GRU: Keras' own, with a mask-free loop on right-padded rows (kerasrnn.layers.recurrent)
+# LSTM and GRU: Keras' own, with a mask-free training loop, the LSTM's fused (kerasrnn.layers.recurrent)
 CELLS = {"lstm": LSTM, "gru": GRU, "sru": SRU}
 
 

@@ -53,29 +53,28 @@ def test_outputs_and_gradients_are_keras_own_for_every_mask(cell, kind):
         assert_all_close(g, e, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", sorted(masks()))
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_a_layer_outside_bidirectional_keeps_keras_masked_outputs_and_gradients(cell, go_backwards):
+def test_a_layer_outside_bidirectional_keeps_keras_masked_outputs_and_gradients(cell, go_backwards, kind):
     keras.utils.set_random_seed(4)
     theirs, ours = (c(6, return_sequences=True, go_backwards=go_backwards) for c in CELLS[cell])
     x = np.random.default_rng(5).normal(size=(4, 7, 3)).astype("float32")
     theirs(x), ours(x)
     ours.set_weights(theirs.get_weights())
-    mask = masks()["right-padded"]
-    # outside Bidirectional Keras carries the last valid output over padding (zero_output_for_mask is False);
-    # a go_backwards layer reads its padding first, where nothing is held yet
+    mask = masks()[kind]
+    # outside Bidirectional Keras holds the output read last over a masked position (zero_output_for_mask is
+    # False); a go_backwards layer reads right padding first, where nothing is held yet
     expected, got = outputs_and_gradients(theirs, x, mask), outputs_and_gradients(ours, x, mask)
-    padded = ~mask[:, ::-1] if go_backwards else ~mask  # a go_backwards layer's outputs come last position first
-    assert np.any(expected[0][padded] != 0.0) != go_backwards
+    if kind == "right-padded":
+        padded = ~mask[:, ::-1] if go_backwards else ~mask  # a go_backwards layer's outputs come last position first
+        assert np.any(expected[0][padded] != 0.0) != go_backwards
     assert_all_close(got[0], expected[0], atol=1e-6)
     for g, e in zip(got[1:], expected[1:], strict=True):
         assert_all_close(g, e, atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", sorted(CELLS))
-@pytest.mark.parametrize("kind, mask_free", [("right-padded", True), ("full", True), ("left-padded", False),
-                                             ("holes", False)])
-def test_right_padded_rows_run_the_loop_without_a_mask(monkeypatch, cell, kind, mask_free):
+def recorded_loops(monkeypatch):
     loops = []
     rnn, fused = recurrent.backend.rnn, recurrent.fused_lstm_sequence
 
@@ -87,12 +86,27 @@ def test_right_padded_rows_run_the_loop_without_a_mask(monkeypatch, cell, kind, 
         loops.append("fused")
         return fused(*args)
 
-    _, ours, x = pair(cell)
     monkeypatch.setattr(recurrent.backend, "rnn", recording_rnn)
     monkeypatch.setattr(recurrent, "fused_lstm_sequence", recording_fused)
-    ours(x, mask=masks()[kind])  # eagerly: tf.cond runs one branch
-    expected = ({"lstm": "fused", "gru": "mask-free"}[cell] if mask_free else "masked")
+    return loops
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("kind", sorted(masks()))
+def test_every_mask_runs_the_loop_without_a_mask(monkeypatch, cell, kind):
+    _, ours, x = pair(cell)
+    loops = recorded_loops(monkeypatch)
+    ours(x, mask=masks()[kind])
+    expected = {"lstm": "fused", "gru": "mask-free"}[cell]
     assert loops == [expected, expected]  # both directions
+
+
+def test_dropout_in_the_cell_takes_keras_masked_loop(monkeypatch):
+    layer = LSTM(4, return_sequences=True, dropout=0.2)
+    layer.build((2, 3, 2))
+    loops = recorded_loops(monkeypatch)
+    layer(np.ones((2, 3, 2), "float32"), mask=np.array([[1, 1, 0], [1, 0, 0]], bool), training=True)
+    assert loops == ["masked"]
 
 
 def reference_lstm(x, h, c, kernel, recurrent_kernel, bias):
