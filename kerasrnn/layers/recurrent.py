@@ -61,19 +61,16 @@ class _MaskFreeLoop:
             bias = cell.bias if cell.use_bias else tf.zeros([4 * cell.units], x.dtype)
             h, c = fused_lstm_sequence(tf.transpose(x, [1, 0, 2]), *initial_state, cell.kernel,
                                        cell.recurrent_kernel, bias)
-            outputs, state_sequences = tf.transpose(h, [1, 0, 2]), [h, c]
+            outputs, states = tf.transpose(h, [1, 0, 2]), (h[-1], c[-1])
         else:
             def step(inputs, states):
                 output, new_states = self.cell(inputs, states, training=training)
                 return output, new_states if tree.is_nested(new_states) else [new_states]
 
-            _, outputs, _ = backend.rnn(step, x, initial_state, go_backwards=False, mask=None, unroll=False,
-                                        input_length=sequences.shape[1], return_all_outputs=True)
-            state_sequences = [tf.transpose(outputs, [1, 0, 2])]  # a GRU's state is its output
-        # the states after each row's last valid input, as Keras' masked loop leaves them
-        states = tuple(tf.where((lengths > 0)[:, None], tf.gather(tf.transpose(seq, [1, 0, 2]),
-                                                                   tf.maximum(lengths - 1, 0), batch_dims=1), s0)
-                       for seq, s0 in zip(state_sequences, initial_state, strict=True))
+            _, outputs, states = backend.rnn(step, x, initial_state, go_backwards=False, mask=None, unroll=False,
+                                             input_length=sequences.shape[1], return_all_outputs=True)
+        # `states` are the loop's after the padding too, not Keras' (after each row's last valid input): Keras' RNN
+        # reads them only for return_state and stateful, which take its own loop (_mask_free_applies)
         if self.go_backwards:
             outputs = tf.reverse_sequence(outputs, lengths, seq_axis=1, batch_axis=0)
         # outputs[:, r] is now the output at the row's valid position of rank r; back to the positions: a masked one
@@ -86,7 +83,7 @@ class _MaskFreeLoop:
             keep, outputs.dtype)[..., None]
         if self.go_backwards:
             outputs = tf.reverse(outputs, [1])  # Keras' go_backwards order (last position first)
-        return outputs[:, -1], outputs, states
+        return outputs[:, -1], outputs, tuple(states)
 
 
 def fused_lstm_sequence(x, h0, c0, kernel, recurrent_kernel, bias):
