@@ -58,6 +58,7 @@ class ModelConfig:
     char_highway_layers: int = 0  # highway layers after the character CNN (kerasrnn.layers.CharCNN)
     num_sampled: int = 1024  # language_model: negatives of the sampled softmax in training
     residual: bool = False  # language_model: recurrent layers after the first add their input to their output
+    projection: int = 0  # language_model, lstm: each LSTM's output projected to this width (LSTMP); 0: none
     init_from: str = ""  # a pre-trained run directory (BiLM or task run) whose encoder weights start this model
     freeze_encoder: bool = False  # with init_from: keep the transferred weights fixed
     # with init_from (a language model run): ELMo transfer, its frozen layers scalar-mixed into the word features
@@ -81,6 +82,7 @@ class TrainingConfig:
     clipnorm: float = 1.0
     word_dropout: float = 0.05
     entity_weight: float = 1.0  # tagging: loss weight of tokens whose gold tag is not "O" (recall of rare entities)
+    label_smoothing: float = 0.0  # task models: the gold label's target is 1 - s + s / K (kerasrnn.losses)
     patience: int = 3
     seed: int = 1234
 
@@ -129,6 +131,9 @@ class Config:
                "false unless task.type is 'language_model'")
         _check(self.model.static_vectors_words >= 0, "model.static_vectors_words", "at least 0")
         _check(self.model.char_highway_layers >= 0, "model.char_highway_layers", "at least 0")
+        _check(self.model.projection >= 0, "model.projection", "at least 0")
+        _check(not self.model.projection or (self.task.type == "language_model" and self.model.cell == "lstm"),
+               "model.projection", "0 unless a language model with cell = \"lstm\" (LSTMP)")
         _check(not self.model.static_vectors_words or self.task.type != "language_model", "model.static_vectors_words",
                "0 for a language model (its vocabulary is what it predicts)")
         for name in ("num_layers", "units", "embedding_dim", "output_dim"):
@@ -137,6 +142,9 @@ class Config:
             _check(0.0 <= getattr(self.model, name) < 1.0, f"model.{name}", "in [0, 1)")
         _check(0.0 <= self.training.word_dropout < 1.0, "training.word_dropout", "in [0, 1)")
         _check(self.training.entity_weight > 0, "training.entity_weight", "positive")
+        _check(0.0 <= self.training.label_smoothing < 1.0, "training.label_smoothing", "in [0, 1)")
+        _check(not self.training.label_smoothing or (self.task.type != "language_model" and not self.model.crf),
+               "training.label_smoothing", "0.0 for a language model or a CRF tagger (their losses are their own)")
         for name in ("epochs", "batch_size"):
             _check(getattr(self.training, name) >= 1, f"training.{name}", "at least 1")
         _check(self.training.learning_rate > 0, "training.learning_rate", "positive")
@@ -148,6 +156,8 @@ class Config:
             _check(0.0 <= d.alpha <= 1.0, "distill.alpha", "in [0, 1]")
             _check(not self.model.crf, "model.crf", "false when distilling (the soft loss is per token)")
             _check(self.training.entity_weight == 1.0, "training.entity_weight", "1.0 when distilling")
+            _check(self.training.label_smoothing == 0.0, "training.label_smoothing",
+                   "0.0 when distilling (the teacher's distribution is the soft target)")
         _check(not d.raw_text or (bool(d.teacher) and self.task.type == "tagging"), "distill.raw_text",
                "empty unless a tagger is distilled (distill.teacher set)")
         _check(d.raw_sentences >= 0, "distill.raw_sentences", "at least 0")

@@ -32,3 +32,28 @@ class DistillationLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature, "alpha": self.alpha}
+
+
+@keras.saving.register_keras_serializable(package="kerasrnn")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of logits [..., labels] against gold ids [...] smoothed towards the uniform distribution:
+    the target puts 1 - s + s / K on the gold label and s / K on each other (Szegedy et al. 2016); s = 0 is
+    `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.
+
+    Args:
+        label_smoothing: float in [0, 1). s. Defaults to 0.1.
+    """
+
+    def __init__(self, label_smoothing=0.1, name="smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.cast(y_pred, "float32")
+        log_p = ops.log_softmax(y_pred, axis=-1)
+        gold = ops.take_along_axis(log_p, ops.expand_dims(ops.cast(y_true, "int32"), -1), axis=-1)[..., 0]
+        s = self.label_smoothing
+        return -(1.0 - s) * gold - s * ops.mean(log_p, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}

@@ -34,6 +34,14 @@ def test_every_shipped_config_loads_and_round_trips(tmp_path):
          "model.char_highway_layers must be at least 0"),
         ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\nresidual = true\n',
          "model.residual must be false unless task.type is 'language_model'"),
+        ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\nprojection = 64\n',
+         "model.projection must be 0 unless a language model with cell = \"lstm\""),
+        ('[task]\ntype = "language_model"\nmetric = "perplexity"\n[data]\nformat = "tokens"\ntrain_file = "a"\n'
+         'test_file = "b"\n[model]\ncell = "gru"\nprojection = 64\n', "model.projection must be 0 unless"),
+        ('[data]\ntrain_file = "a"\ntest_file = "b"\n[training]\nlabel_smoothing = 1.0\n',
+         r"training.label_smoothing must be in \[0, 1\)"),
+        ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\ncrf = true\n[training]\nlabel_smoothing = 0.1\n',
+         "training.label_smoothing must be 0.0 for a language model or a CRF tagger"),
     ],
 )
 def test_bad_configs_name_the_offending_key(tmp_path, toml, message):

@@ -21,10 +21,12 @@ def test_configure_threads_sets_tensorflow_before_it_starts_and_leaves_it_after(
         "import tensorflow as tf\n"
         "from kerasrnn.trainers.threads import configure_threads\n"
         "print(configure_threads(8))\n"
-        "print(tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads())\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+        " tf.config.threading.get_inter_op_parallelism_threads())\n"
         "tf.constant(1.0) + 1.0\n"
         "print(configure_threads(2))\n"
-        "print(tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads())\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+        " tf.config.threading.get_inter_op_parallelism_threads())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[:4] == ["(4, 2)", "4 2", "None", "4 2"]

@@ -3,6 +3,7 @@ import numpy as np
 from keras import ops
 
 from kerasrnn.layers.char_cnn import CharCNN
+from kerasrnn.layers.lstmp import LSTMP
 from kerasrnn.models.contextual_encoder import CELLS
 
 
@@ -22,7 +23,8 @@ class BiLanguageModel(keras.Model):
     Inputs: `{"token_ids": int32 [batch, time]}` (plus `"char_ids"` [batch, time, max_word_chars] with character
     features), right-padded with 0. Output: a list of `num_layers + 1` float32 tensors, the ELMo layers:
     layer 0 is the static word features [batch, time, embedding_dim (+ char_filters)], layer i the concatenated
-    forward and backward states of recurrent layer i [batch, time, 2 * units]. Padded positions mean nothing.
+    forward and backward states of recurrent layer i [batch, time, 2 * units] (2 * projection with a projection).
+    Padded positions mean nothing.
 
     Args:
         vocabulary_size: int. Number of token ids, including pad (0) and unknown (1); ids sorted by frequency.
@@ -42,6 +44,9 @@ class BiLanguageModel(keras.Model):
             True.
         residual: bool. Each recurrent layer after the first adds its input to its output (ELMo's residual
             connection; layer i of `call`'s list is then that sum). Defaults to False.
+        projection: int. With cell "lstm", each layer's output (and the state its gates read) is projected to
+            this width (`kerasrnn.layers.LSTMP`, ELMo's LSTMP: `units` cells, a `projection`-wide output that the
+            softmax and the next layer read); 0: none. Defaults to 0.
 
     Example:
     >>> import numpy as np
@@ -67,6 +72,7 @@ class BiLanguageModel(keras.Model):
         token_embedding_trainable=True,
         residual=False,
         char_highway_layers=0,
+        projection=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -74,6 +80,8 @@ class BiLanguageModel(keras.Model):
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        if projection and cell != "lstm":
+            raise ValueError(f"a projection needs cell 'lstm' (LSTMP), got {cell!r}")
         self.vocabulary_size = vocabulary_size
         self.embedding_dim = embedding_dim
         self.cell = cell
@@ -89,6 +97,8 @@ class BiLanguageModel(keras.Model):
         self.token_embedding_trainable = token_embedding_trainable
         self.residual = residual
         self.char_highway_layers = char_highway_layers
+        self.projection = projection
+        self.state_dim = projection or units  # what each direction of a layer outputs
 
         self.token_embedding = keras.layers.Embedding(vocabulary_size, embedding_dim,
                                                       trainable=token_embedding_trainable, name="token_embedding")
@@ -100,20 +110,24 @@ class BiLanguageModel(keras.Model):
         self.word_dropout = keras.layers.Dropout(dropout, name="word_dropout")
         self.forward_layers, self.backward_layers, self.dropouts = [], [], []
         for i in range(num_layers):
-            self.forward_layers.append(CELLS[cell](units, return_sequences=True, name=f"{cell}_forward_{i}"))
-            self.backward_layers.append(
-                CELLS[cell](units, return_sequences=True, go_backwards=True, name=f"{cell}_backward_{i}")
-            )
+            if projection:
+                self.forward_layers.append(LSTMP(units, projection, name=f"lstmp_forward_{i}"))
+                self.backward_layers.append(LSTMP(units, projection, go_backwards=True, name=f"lstmp_backward_{i}"))
+            else:
+                self.forward_layers.append(CELLS[cell](units, return_sequences=True, name=f"{cell}_forward_{i}"))
+                self.backward_layers.append(
+                    CELLS[cell](units, return_sequences=True, go_backwards=True, name=f"{cell}_backward_{i}")
+                )
             self.dropouts.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
         self.softmax_kernel = self.add_weight(
-            shape=(vocabulary_size, units), initializer="glorot_uniform", name="softmax_kernel"
+            shape=(vocabulary_size, self.state_dim), initializer="glorot_uniform", name="softmax_kernel"
         )
         self.softmax_bias = self.add_weight(shape=(vocabulary_size,), initializer="zeros", name="softmax_bias")
 
     @property
     def layer_dims(self) -> list[int]:
         return [self.embedding_dim + (self.char_filters if self.char_vocabulary_size else 0)] + [
-            2 * self.units
+            2 * self.state_dim
         ] * self.num_layers
 
     def build(self, input_shape=None):
@@ -124,7 +138,7 @@ class BiLanguageModel(keras.Model):
         for fw, bw in zip(self.forward_layers, self.backward_layers, strict=True):
             fw.build((None, None, dim))
             bw.build((None, None, dim))
-            dim = self.units
+            dim = self.state_dim
         self.built = True
 
     def call(self, inputs, training=False):
@@ -148,7 +162,7 @@ class BiLanguageModel(keras.Model):
 
     def _directions(self, layers, training):
         top = self.dropouts[-1](layers[-1], training=training)
-        return top[..., : self.units], top[..., self.units :]
+        return top[..., : self.state_dim], top[..., self.state_dim :]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean negative log-likelihood per predicted token over both directions (sampled softmax when training).
@@ -220,6 +234,7 @@ class BiLanguageModel(keras.Model):
             "token_embedding_trainable": self.token_embedding_trainable,
             "residual": self.residual,
             "char_highway_layers": self.char_highway_layers,
+            "projection": self.projection,
         }
 
     @classmethod

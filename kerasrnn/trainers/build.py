@@ -31,7 +31,8 @@ def build_model(config: Config, vocab_size: int, num_labels: int, char_vocab_siz
         units=m.units, bidirectional=m.bidirectional, output_dim=m.output_dim, dropout=m.dropout,
         char_vocabulary_size=char_vocab_size, char_embedding_dim=m.char_embedding_dim, char_filters=m.char_filters,
         char_kernel_size=m.char_kernel_size, char_highway_layers=m.char_highway_layers,
-        max_word_chars=config.data.max_word_chars, token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"),
+        max_word_chars=config.data.max_word_chars,
+        token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"),
         token_embedding_trainable_rows=trainable_rows, elmo=elmo, name="encoder",
     )
     if config.task.type == "tagging":
@@ -48,9 +49,10 @@ def build_language_model(config: Config, vocab_size: int, char_vocab_size: int):
         vocabulary_size=vocab_size, embedding_dim=m.embedding_dim, cell=m.cell, num_layers=m.num_layers,
         units=m.units, dropout=m.dropout, char_vocabulary_size=char_vocab_size,
         char_embedding_dim=m.char_embedding_dim, char_filters=m.char_filters, char_kernel_size=m.char_kernel_size,
-        char_highway_layers=m.char_highway_layers, max_word_chars=config.data.max_word_chars, num_sampled=min(m.num_sampled, vocab_size),
+        char_highway_layers=m.char_highway_layers, max_word_chars=config.data.max_word_chars,
+        num_sampled=min(m.num_sampled, vocab_size),
         token_embedding_trainable=not (m.static_vectors and m.static_vectors_mode == "frozen"), residual=m.residual,
-        name="bilm",
+        projection=m.projection, name="bilm",
     )
 
 

@@ -219,7 +219,11 @@ def _train(config: Config, output_dir: Path, strategy, verbose: int, resume: boo
             kept = len(pretrained.vocab) if copied else 0
             print(f"{config.task.name}: " + start_static_vectors(config, model.encoder.token_embedding, vocab, kept),
                   flush=True)
-        if teacher is None:
+        if teacher is None and t.label_smoothing:
+            from kerasrnn.losses import SmoothedSparseCrossentropy
+
+            loss = SmoothedSparseCrossentropy(t.label_smoothing)
+        elif teacher is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         else:
             from kerasrnn.losses import DistillationLoss

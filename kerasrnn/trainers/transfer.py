@@ -44,6 +44,9 @@ def check_compatible(config, pre) -> None:
               for k in DATA_KEYS if getattr(config.data, k) != getattr(pre.config.data, k)]
     if config.model.bidirectional is False and not elmo:
         diffs.append("model.bidirectional: false here; the pre-trained layer 0 has both directions")
+    if pre.config.model.projection and not elmo:
+        diffs.append(f"model.projection: {pre.config.model.projection} there (LSTMP layers, which no task encoder "
+                     "has): read that run with model.elmo = true")
     if elmo and not isinstance(pre.model, BiLanguageModel):
         diffs.append("model.elmo: true here, but the run is a task model's; ELMo features come from a language "
                      "model run")
