@@ -351,6 +351,9 @@ class KerasGraph(tf.Module):
                 kernel, bias = self._state.constants[id(layer)]
                 self._state.rnns[key] = lambda x: sru_sequence(x, kernel, bias, layer.units, self.sru_max_length)
                 return self._state.rnns[key]
+            if cell not in ("LSTM", "GRU"):
+                raise UnsupportedLayerError(f"layer {layer.name!r} ({cell}) is not supported by the export; the "
+                                            "recurrent layers it rebuilds are LSTM, GRU and SRU")
             kwargs = {}
             for option in ("activation", "recurrent_activation"):
                 name = _activation_name(layer, getattr(layer.cell, option))

@@ -74,3 +74,12 @@ def test_a_projection_bilm_outputs_projected_layers_and_round_trips_through_a_sa
 def test_a_projection_needs_lstm_cells():
     with pytest.raises(ValueError, match="cell 'lstm'"):
         BiLanguageModel(vocabulary_size=10, cell="gru", projection=4)
+
+
+def test_the_export_refuses_a_projection_bilm_by_name():
+    from kerasrnn.export.keras_graph import KerasGraph, UnsupportedLayerError
+
+    lm = BiLanguageModel(vocabulary_size=30, embedding_dim=5, units=12, projection=4)
+    lm({"token_ids": np.array([[5, 6]], "int32")})
+    with pytest.raises(UnsupportedLayerError, match=r"'lstmp_forward_0' \(LSTMP\) is not supported by the export"):
+        KerasGraph(lm)
