@@ -21,6 +21,8 @@ import numpy as np
 
 from kerasrnn.files import atomic_path, atomic_write_bytes
 
+DONE = "kerasrnn-converted: "  # the child's line after each file it wrote
+
 
 class ConversionError(RuntimeError):
     """A converter failed or crashed; the message says which artifact and how."""
@@ -133,41 +135,65 @@ def without_cell_clip(content: bytes) -> bytes:
 
 
 def to_tflite(saved_model_dir, output_path, quantization: QuantizationConfig, timeout: float = 1800.0) -> Path:
-    """Converts a SavedModel to a builtin-ops-only `.tflite` file in a child process."""
-    return to_tflite_files(saved_model_dir, [(output_path, quantization)], timeout)[0]
+    """Converts a SavedModel to a builtin-ops-only `.tflite` file in a child process; ConversionError if it fails."""
+    output_path = Path(output_path)
+    errors = to_tflite_files([(saved_model_dir, output_path, quantization)], timeout)
+    if errors:
+        raise ConversionError(errors[output_path.name])
+    return output_path
 
 
-def to_tflite_files(saved_model_dir, jobs: list[tuple], timeout: float = 1800.0) -> list[Path]:
-    """Converts a SavedModel to several `.tflite` files, `jobs` [(output path, QuantizationConfig)], one after the
-    other in one child process (one TensorFlow start instead of one per file). A child that fails leaves the files
-    it finished; ConversionError names the first one it did not."""
-    jobs = [(Path(path), quantization) for path, quantization in jobs]
+def to_tflite_files(jobs: list[tuple], timeout: float = 1800.0) -> dict[str, str]:
+    """Converts SavedModels to `.tflite` files, `jobs` [(SavedModel directory, output path, QuantizationConfig)],
+    one after the other in one child process: one TensorFlow start (~5 s) for them all. A child that dies (the int8
+    calibrator can crash: a GRU's WHILE loop) costs only the job it was on: the child reports each file it
+    finishes, the job it died on gets the error, and the jobs after it go to a fresh child. Returns {file name:
+    error message} for the files not made (empty when all were)."""
+    jobs = [(str(saved), Path(path), quantization) for saved, path, quantization in jobs]
+    errors = {}
     with tempfile.TemporaryDirectory() as tmp:
         args = []
-        for i, (path, quantization) in enumerate(jobs):
+        for i, (saved, path, quantization) in enumerate(jobs):
             data_file = ""
             if quantization.mode == "int8":
                 data_file = os.path.join(tmp, f"calibration_{i}.pkl")
                 with open(data_file, "wb") as f:
                     pickle.dump(list(quantization.representative_data), f)
-            args += [str(path), quantization.mode, data_file]
-        # A child interpreter (not multiprocessing): it must not re-import the caller's __main__ module.
-        cmd = [sys.executable, "-m", "kerasrnn.export.converters", str(saved_model_dir), *args]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
-        names = ", ".join(path.name for path, _ in jobs)
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        except subprocess.TimeoutExpired:
-            raise ConversionError(f"{names}: the TFLite converter did not finish in {timeout:.0f} s") from None
-        if proc.returncode != 0:
-            how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
-                   else f"exited with {proc.returncode}")
-            lines = [line for line in proc.stderr.splitlines() if line.strip() and "warn" not in line.lower()]
-            last = lines[-1:] or ["(none)"]
-            path, quantization = next((job for job in jobs if not job[0].is_file()), jobs[-1])
-            raise ConversionError(f"{path.name}: the TFLite converter ({quantization.mode}) {how}; "
-                                  f"no file was written. Last message: {last[0][:300]}")
-    return [path for path, _ in jobs]
+            args.append([saved, str(path), quantization.mode, data_file])
+        while args:
+            done, error = _convert_in_child(args, timeout)
+            if error is not None:
+                failed = args[len(done)]
+                errors[Path(failed[1]).name] = f"{Path(failed[1]).name}: the TFLite converter ({failed[2]}) {error}"
+                done.append(failed)
+            args = args[len(done):]
+    return errors
+
+
+def _convert_in_child(args: list[list[str]], timeout: float) -> tuple[list, str | None]:
+    """Runs the jobs in one child interpreter (not multiprocessing: it must not re-import the caller's __main__
+    module): (the jobs it finished, in order; None, or how it failed on the next one)."""
+    cmd = [sys.executable, "-m", "kerasrnn.export.converters", *[a for job in args for a in job]]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as e:
+        stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        stderr, code = "", None
+    finished = {line[len(DONE):] for line in stdout.splitlines() if line.startswith(DONE)}
+    done = []
+    for job in args:
+        if job[1] not in finished:
+            break
+        done.append(job)
+    if len(done) == len(args):
+        return done, None
+    if code is None:
+        return done, f"did not finish in {timeout:.0f} s; no file was written"
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+    lines = [line for line in stderr.splitlines() if line.strip() and "warn" not in line.lower()]
+    return done, f"{how}; no file was written. Last message: {(lines[-1:] or ['(none)'])[0][:300]}"
 
 
 def to_onnx(graph, output_path, opset: int = 17) -> Path:
@@ -218,5 +244,6 @@ def onnx_ops(path) -> list[str]:
 
 
 if __name__ == "__main__":
-    for k in range(2, len(sys.argv), 3):  # SAVED_MODEL (OUTPUT MODE DATA_FILE)...
-        _convert_tflite(sys.argv[1], sys.argv[k], sys.argv[k + 1], sys.argv[k + 2] or None)
+    for k in range(1, len(sys.argv), 4):  # (SAVED_MODEL OUTPUT MODE DATA_FILE)...
+        _convert_tflite(sys.argv[k], sys.argv[k + 1], sys.argv[k + 2], sys.argv[k + 3] or None)
+        print(f"{DONE}{sys.argv[k + 1]}", flush=True)

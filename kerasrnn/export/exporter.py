@@ -14,7 +14,6 @@ import numpy as np
 
 import kerasrnn.export.conformance as conformance
 from kerasrnn.export.converters import (
-    ConversionError,
     QuantizationConfig,
     quantize_onnx,
     save_saved_model,
@@ -63,22 +62,6 @@ def calibration_rows(data, length: int) -> list[dict[str, np.ndarray]]:
     return rows
 
 
-def _tflite(saved_model, path: Path, quantization: QuantizationConfig, errors: dict) -> None:
-    _tflite_files(saved_model, [(path, quantization)], errors)
-
-
-def _tflite_files(saved_model, jobs: list[tuple[Path, QuantizationConfig]], errors: dict) -> None:
-    """`to_tflite_files`; each file a failed child did not write gets the error."""
-    progress(f"converting {', '.join(path.name for path, _ in jobs)}")
-    try:
-        to_tflite_files(saved_model, jobs)
-    except ConversionError as e:
-        for path, _ in jobs:
-            if not path.is_file():
-                errors[path.name] = str(e)
-        progress(f"FAILED {e}")
-
-
 STAGED_NOTE = ("model_int8_staged.tflite: full int8 at any length. The graph is cut at its recurrences into "
                "stages (signatures stage_0..stage_W: embeddings, reversals, heads) and the recurrences run as "
                "explicit-state chunks of {chunk} unrolled int8 steps (signatures cell_0..cell_(W-1)); every op is "
@@ -87,7 +70,8 @@ STAGED_NOTE = ("model_int8_staged.tflite: full int8 at any length. The graph is 
 
 
 def _staged_int8(graph, path: Path, settings: ExportSettings, calibration, directory: Path, errors: dict,
-                 protocols: dict) -> None:
+                 protocols: dict) -> list[tuple]:
+    """The staged int8 file's conversion job (its SavedModel written into `directory`), or none."""
     from kerasrnn.export.staged import StagedGraph, calibration_calls, save_staged
 
     progress(f"staging {path.name} (chunks of {settings.int8_chunk} steps)")
@@ -95,18 +79,19 @@ def _staged_int8(graph, path: Path, settings: ExportSettings, calibration, direc
         staged = StagedGraph(graph, chunk=settings.int8_chunk)
     except ValueError as e:  # no recurrent layer: model_int8.tflite is already fast
         errors[path.name] = f"{path.name}: not made: {e}"
-        return
+        return []
     concrete = save_staged(staged, directory)
     # Rows of at least two chunks: a cell's state inputs must see values other than the zero start state.
     length = max(settings.calibration_length, 2 * settings.int8_chunk)
     calls = calibration_calls(staged, concrete, calibration_rows(calibration, length))
-    _tflite(directory, path, QuantizationConfig.for_int8(calls), errors)
     protocols[path.name] = staged.describe()
+    return [(directory, path, QuantizationConfig.for_int8(calls))]
 
 
 def _streams(graph, export_dir: Path, settings: ExportSettings, calibration, directory: Path, errors: dict,
-             protocols: dict) -> None:
-    """The streaming files, for a model whose recurrences all read forwards (or a BiLM's forward direction)."""
+             protocols: dict) -> list[tuple]:
+    """The streaming files' conversion jobs, for a model whose recurrences all read forwards (or a BiLM's forward
+    direction)."""
     from kerasrnn.export.keras_graph import UnsupportedLayerError
     from kerasrnn.export.streaming import StreamGraph, save_stream, stream_calibration_calls
 
@@ -114,9 +99,10 @@ def _streams(graph, export_dir: Path, settings: ExportSettings, calibration, dir
         stream = StreamGraph(graph, chunk=settings.stream_chunk)
     except UnsupportedLayerError as e:
         progress(f"no streaming files: {e}")
-        return
+        return []
     concrete = save_stream(stream, directory)
     calls = stream_calibration_calls(stream, concrete, calibration_rows(calibration, settings.calibration_length))
+    jobs = []
     for name, quantization in zip(STREAMS, (QuantizationConfig.for_float32(), QuantizationConfig.for_int8(calls)),
                                   strict=True):
         protocols[name] = stream.describe()
@@ -126,7 +112,8 @@ def _streams(graph, export_dir: Path, settings: ExportSettings, calibration, dir
             errors[name] = (f"{name}: not made for a language model: its int8 next-token softmax is not accurate "
                             "(README, streaming); use model_stream_fp32.tflite")
             continue
-        _tflite(directory, export_dir / name, quantization, errors)
+        jobs.append((directory, export_dir / name, quantization))
+    return jobs
 
 
 def convert_all(make_graph, export_dir: Path, settings: ExportSettings, calibration,
@@ -139,21 +126,28 @@ def convert_all(make_graph, export_dir: Path, settings: ExportSettings, calibrat
     graph = make_graph(None)
     with tempfile.TemporaryDirectory() as tmp:
         saved_model = save_saved_model(graph, Path(tmp) / "saved_model")
-        # fp32 and dynamic range in one converter child; full int8 in its own (its calibrator can crash: GRU)
-        _tflite_files(saved_model, [(export_dir / "model_fp32.tflite", QuantizationConfig.for_float32()),
-                                    (export_dir / "model_dynamic.tflite", QuantizationConfig.for_dynamic())], errors)
-        _tflite(saved_model, export_dir / "model_int8.tflite",
-                QuantizationConfig.for_int8(calibration_rows(calibration, settings.calibration_length)), errors)
+        jobs = [(saved_model, export_dir / "model_fp32.tflite", QuantizationConfig.for_float32()),
+                (saved_model, export_dir / "model_dynamic.tflite", QuantizationConfig.for_dynamic()),
+                (saved_model, export_dir / "model_int8.tflite",
+                 QuantizationConfig.for_int8(calibration_rows(calibration, settings.calibration_length)))]
         if settings.int8_fixed_length:
             unrolled = save_saved_model(make_graph(settings.int8_fixed_length), Path(tmp) / "saved_model_unrolled")
             # Calibration rows must have the graph's length.
             quantization = QuantizationConfig.for_int8(calibration_rows(calibration, settings.int8_fixed_length))
-            _tflite(unrolled, export_dir / fixed_int8_name(settings.int8_fixed_length), quantization, errors)
+            jobs.append((unrolled, export_dir / fixed_int8_name(settings.int8_fixed_length), quantization))
         if settings.int8_chunk:
-            _staged_int8(graph, export_dir / STAGED_INT8, settings, calibration, Path(tmp) / "saved_model_staged",
-                         errors, protocols)
+            jobs += _staged_int8(graph, export_dir / STAGED_INT8, settings, calibration,
+                                 Path(tmp) / "saved_model_staged", errors, protocols)
         if settings.stream_chunk:
-            _streams(graph, export_dir, settings, calibration, Path(tmp) / "saved_model_stream", errors, protocols)
+            jobs += _streams(graph, export_dir, settings, calibration, Path(tmp) / "saved_model_stream", errors,
+                             protocols)
+        # One converter child for every file (one TensorFlow start); a crash costs only the file it was on
+        progress(f"converting {', '.join(path.name for _, path, _ in jobs)}")
+        failed = to_tflite_files(jobs)
+        for name, message in failed.items():
+            progress(f"FAILED {message}")
+            protocols.pop(name, None)
+        errors.update(failed)
     progress("converting model_fp32.onnx")
     to_onnx(graph, export_dir / "model_fp32.onnx")
     progress("quantizing model_int8.onnx")

@@ -12,6 +12,7 @@ from kerasrnn.export.converters import (
     tflite_ops,
     to_onnx,
     to_tflite,
+    to_tflite_files,
 )
 from kerasrnn.export.keras_graph import KerasGraph, reverse_valid
 from kerasrnn.models import ContextualEncoder, SequenceTagger, TextClassifier
@@ -166,10 +167,18 @@ def test_tflite_state_is_reset_between_invokes(lstm_tagger_artifacts):
     assert_all_close(runner(row), first, atol=0)
 
 
-def test_gru_exports_to_tflite_and_native_onnx_gru(tmp_path):
+def test_gru_exports_to_tflite_and_native_onnx_gru_and_a_failed_conversion_costs_only_its_file(tmp_path):
     model = make_model("classification", "gru", chars=False)
     saved = save_saved_model(KerasGraph(model, softmax=True), tmp_path / "saved_model")
-    tfl = to_tflite(saved, tmp_path / "gru.tflite", QuantizationConfig.for_float32())
+    tfl, stale, after = tmp_path / "gru.tflite", tmp_path / "stale.tflite", tmp_path / "gru_dynamic.tflite"
+    stale.write_bytes(b"an earlier export's file")  # not taken for this conversion's output
+    # one converter child for the three; it dies on the second (no SavedModel there), a fresh one does the third
+    errors = to_tflite_files([(saved, tfl, QuantizationConfig.for_float32()),
+                              (tmp_path / "missing", stale, QuantizationConfig.for_float32()),
+                              (saved, after, QuantizationConfig.for_dynamic())])
+    assert list(errors) == ["stale.tflite"] and "the TFLite converter (fp32) exited with 1" in errors["stale.tflite"]
+    assert stale.read_bytes() == b"an earlier export's file"
+    assert tflite_ops(after) == tflite_ops(tfl)
     onnx = to_onnx(KerasGraph(model, softmax=True), tmp_path / "gru.onnx")
     assert "GRU" in onnx_ops(onnx) and "Loop" not in onnx_ops(onnx)
     assert not [op for op in tflite_ops(tfl) if "FLEX" in op.upper()]

@@ -93,9 +93,10 @@ def gru_tagger_staged(tmp_path_factory):
     concrete = save_staged(staged, tmp / "saved_model")
     rows = calibration_rows(IdRows({k: list(v) for k, v in make_inputs(np.random.default_rng(9), lengths=(10,) * 40
                                                                      ).items()}), 8)
-    fp32, int8 = to_tflite_files(tmp / "saved_model", [
-        (tmp / "staged_fp32.tflite", QuantizationConfig.for_float32()),
-        (tmp / "staged_int8.tflite", QuantizationConfig.for_int8(calibration_calls(staged, concrete, rows)))])
+    fp32, int8 = tmp / "staged_fp32.tflite", tmp / "staged_int8.tflite"
+    assert to_tflite_files([
+        (tmp / "saved_model", fp32, QuantizationConfig.for_float32()),
+        (tmp / "saved_model", int8, QuantizationConfig.for_int8(calibration_calls(staged, concrete, rows)))]) == {}
     return model, staged, {"fp32": fp32, "int8": int8}
 
 

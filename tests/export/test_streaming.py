@@ -19,11 +19,12 @@ from tests.test_case import assert_all_close
 def stream_file(tmp, graph, chunk=4, int8_rows=None):
     stream = StreamGraph(graph, chunk=chunk)
     concrete = save_stream(stream, tmp / "sm")
-    jobs = {"fp32": (tmp / "model_stream_fp32.tflite", QuantizationConfig.for_float32())}
+    jobs = {"fp32": (tmp / "sm", tmp / "model_stream_fp32.tflite", QuantizationConfig.for_float32())}
     if int8_rows is not None:
         calls = stream_calibration_calls(stream, concrete, int8_rows)
-        jobs["int8"] = (tmp / "model_stream_int8.tflite", QuantizationConfig.for_int8(calls))
-    return stream, dict(zip(jobs, to_tflite_files(tmp / "sm", list(jobs.values())), strict=True))
+        jobs["int8"] = (tmp / "sm", tmp / "model_stream_int8.tflite", QuantizationConfig.for_int8(calls))
+    assert to_tflite_files(list(jobs.values())) == {}
+    return stream, {kind: path for kind, (_, path, _) in jobs.items()}
 
 
 def fed(runner, row, size):
