@@ -48,7 +48,7 @@ ACTIVATIONS = {
     "gelu": lambda x: tf.nn.gelu(x, approximate=False), "exponential": tf.exp,
     "hard_sigmoid": lambda x: tf.nn.relu6(x + 3.0) / 6.0, "leaky_relu": lambda x: tf.nn.leaky_relu(x, 0.2),
 }
-RECURRENT = ("LSTM", "GRU", "SRU")
+RECURRENT = ("LSTM", "GRU", "SRU", "LSTMP")
 IDENTITY_LAYERS = ("CRF", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
                    "ActivityRegularization")
 SUPPORTED = ("InputLayer, Embedding (and kerasrnn's TokenEmbedding), LSTM, GRU, kerasrnn's SRU (return_sequences "
@@ -351,9 +351,9 @@ class KerasGraph(tf.Module):
                 kernel, bias = self._state.constants[id(layer)]
                 self._state.rnns[key] = lambda x: sru_sequence(x, kernel, bias, layer.units, self.sru_max_length)
                 return self._state.rnns[key]
-            if cell not in ("LSTM", "GRU"):
-                raise UnsupportedLayerError(f"layer {layer.name!r} ({cell}) is not supported by the export; the "
-                                            "recurrent layers it rebuilds are LSTM, GRU and SRU")
+            if cell == "LSTMP":
+                self._state.rnns[key] = self._lstmp(layer)
+                return self._state.rnns[key]
             kwargs = {}
             for option in ("activation", "recurrent_activation"):
                 name = _activation_name(layer, getattr(layer.cell, option))
@@ -372,6 +372,20 @@ class KerasGraph(tf.Module):
             self._state.rnns[key] = twin
             self.twins.append(twin)
         return self._state.rnns[key]
+
+    def _lstmp(self, layer):
+        """A `kerasrnn.layers.LSTMP` as a tf_keras LSTM followed by its projection: its gates read r R = h (P R),
+        so an LSTM of `units` cells whose recurrent kernel is P R, its output h times P, is the same function and
+        fuses into the converters' LSTM ops (whose projection inputs no converter fills)."""
+        import tf_keras
+
+        kernel, bias, recurrent, projection = self._state.constants[id(layer)]  # LSTMP.get_weights()' order
+        twin = tf_keras.layers.LSTM(layer.units, return_sequences=True, unroll=self.fixed_length is not None,
+                                    name=f"rnn_{len(self.twins)}")
+        twin.build((None, None, kernel.shape[0]))
+        twin.set_weights([kernel, projection @ recurrent, bias])
+        self.twins.append(twin)
+        return lambda x: tf.tensordot(twin(x), projection, axes=1)
 
     def run_rnn(self, layer, x):
         """A Keras LSTM/GRU/SRU `layer` run forward over x [batch, time, features] from a zero state: its whole output

@@ -45,11 +45,16 @@ class Recurrence:
     activation: str
     recurrent_activation: str
     reset_after: bool = True
+    projection: np.ndarray | None = None  # LSTMP: the output is h P (the recurrent kernel is then P R)
 
     @classmethod
     def of(cls, layer, weights) -> Recurrence:
         """From a Keras LSTM/GRU/SRU layer and its weights as NumPy arrays."""
         weights = [np.asarray(w, np.float32) for w in weights]
+        if type(layer).__name__ == "LSTMP":  # as the export graph rebuilds it (KerasGraph._lstmp)
+            kernel, bias, recurrent, projection = weights
+            return cls("lstm", layer.units, int(kernel.shape[0]), kernel, projection @ recurrent, bias, "tanh",
+                       "sigmoid", projection=projection)
         if type(layer).__name__ == "SRU":  # kernel [features, 3 or 4 units], bias [2 units]; no recurrent kernel
             return cls("sru", layer.units, int(weights[0].shape[0]), weights[0], None, weights[1], "tanh", "sigmoid")
         cell = layer.cell
@@ -57,6 +62,10 @@ class Recurrence:
         return cls(type(layer).__name__.lower(), cell.units, int(weights[0].shape[0]), weights[0], weights[1], bias,
                    _activation_name(layer, cell.activation), _activation_name(layer, cell.recurrent_activation),
                    bool(getattr(cell, "reset_after", True)))
+
+    @property
+    def output_units(self) -> int:
+        return self.units if self.projection is None else int(self.projection.shape[1])
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -122,7 +131,10 @@ class Recurrence:
                 c = new_c
             ys.append(h)
         out = {"h": h} if c is None else {"h": h, "c": c}
-        return tf.stack(ys, axis=1), out
+        y = tf.stack(ys, axis=1)
+        if self.projection is not None:
+            y = tf.reshape(tf.matmul(tf.reshape(y, [-1, self.units]), self.projection), [-1, steps, self.output_units])
+        return y, out
 
     def _sru_steps(self, x, state: dict, valid=None):
         # The projections and the output of all K steps at once; only c_t = f_t c_{t-1} + a_t runs step by step.
@@ -192,7 +204,8 @@ class StagedGraph(tf.Module):
         specs = dict(self._graph.input_signature(1)[0])
         for wave in self.waves[:s]:
             for j in wave:
-                specs[f"rnn_{j}"] = tf.TensorSpec([1, None, self.recurrences[j].units], tf.float32, name=f"rnn_{j}")
+                specs[f"rnn_{j}"] = tf.TensorSpec([1, None, self.recurrences[j].output_units], tf.float32,
+                                                  name=f"rnn_{j}")
         return specs
 
     def cell_inputs(self, s: int) -> dict[str, tf.TensorSpec]:
@@ -220,7 +233,7 @@ class StagedGraph(tf.Module):
                     return inputs[f"rnn_{j}"]
                 xs[f"x_{j}"] = x
                 # Later recurrences are not reached in this stage; a stand-in keeps the walk going.
-                return tf.zeros(tf.concat([tf.shape(x)[:2], [self.recurrences[j].units]], axis=0))
+                return tf.zeros(tf.concat([tf.shape(x)[:2], [self.recurrences[j].output_units]], axis=0))
 
             graph._state.rnn_call = call
             try:

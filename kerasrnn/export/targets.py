@@ -153,7 +153,7 @@ class EmbedderTarget(RunTarget):
         return {"task": self.config.task.name, "kind": "embedder", "cell": self.run.model.cell}
 
     def output(self) -> dict:
-        units = self.run.model.units
+        units = self.run.model.state_dim  # each direction's width (the projection's with LSTMP layers)
         return {"name": "vectors", "dtype": "float32", "shape": ["batch", "time", 2 * units],
                 "meaning": f"contextual vector of each token: forward LM state (first {units}) and backward LM "
                            f"state (last {units}) of the top layer; read positions 0..length-1, ignore padding"}
@@ -174,7 +174,7 @@ class EmbedderTarget(RunTarget):
         lm = self.run.model
         out = [None] * len(rows)
         for index, features in ordered_batches(rows, 32):
-            top = np.asarray(lm(features, training=False)[-1])[..., : lm.units]
+            top = np.asarray(lm(features, training=False)[-1])[..., : lm.state_dim]
             logits = top @ np.asarray(lm.softmax_kernel).T + np.asarray(lm.softmax_bias)
             logits = logits - logits.max(-1, keepdims=True)
             logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))

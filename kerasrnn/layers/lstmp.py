@@ -48,7 +48,9 @@ class LSTMP(keras.layers.Layer):
     step come from one matrix product before the loop; the loop is Keras' own (`keras.layers.RNN`, masks as
     Keras handles them: a masked step keeps the state and repeats the last output).
 
-    Input [batch, time, features] (with an optional mask); output [batch, time, projection_units].
+    Input [batch, time, features] (with an optional mask); output [batch, time, projection_units]. Weights, in
+    `get_weights()` order: kernel W [features, 4 units], bias b, recurrent kernel R [projection_units, 4 units],
+    projection P [units, projection_units] (the export reads them in this order).
 
     Args:
         units: int. Cells.

@@ -34,29 +34,29 @@ def notebook_gru(reset_after):
                              keras.layers.GRU(5, go_backwards=True), keras.layers.Dense(3, activation="softmax")])
 
 
-def elmo_tagger():
+def elmo_tagger(projection=0):
     """A tagger with ELMo features of a two-layer residual BiLM that lacks the last 10 word and 5 character ids."""
     from kerasrnn.layers import ELMo
     from kerasrnn.models import BiLanguageModel, ContextualEncoder, SequenceTagger
 
     keras.utils.set_random_seed(6)
     lm = BiLanguageModel(VOCAB - 10, embedding_dim=6, units=5, char_vocabulary_size=CHARS - 5, char_filters=4,
-                         max_word_chars=WORD_CHARS, num_layers=2, residual=True)
+                         max_word_chars=WORD_CHARS, num_layers=2, residual=True, projection=projection)
     encoder = ContextualEncoder(VOCAB, embedding_dim=8, units=6, output_dim=8, char_vocabulary_size=CHARS,
                                 char_filters=4, max_word_chars=WORD_CHARS, elmo=ELMo(lm, name="elmo"))
     return SequenceTagger(encoder, 3)
 
 
 @pytest.mark.parametrize("case", ["bilstm2_tagger", "bigru_classifier", "unidirectional_lstm", "gru_v1_notebook",
-                                  "gru_notebook", "elmo_tagger"])
+                                  "gru_notebook", "elmo_tagger", "elmo_lstmp_tagger"])
 def test_staged_float_graph_equals_keras_at_every_length(case):
     """Rows of 1..11 tokens in chunks of 4 (one chunk, several, a partly filled last one), each alone and padded."""
     if case.endswith("notebook"):
         model = notebook_gru(reset_after=case == "gru_notebook")
         graph, chars = KerasGraph(model), False
         reference = lambda x: keras.ops.convert_to_numpy(model(next(iter(x.values()))))  # noqa: E731
-    elif case == "elmo_tagger":
-        model = elmo_tagger()
+    elif case.startswith("elmo"):  # lstmp: the BiLM's 5 cells projected to 3 (LSTMP layers)
+        model = elmo_tagger(projection=3 if case == "elmo_lstmp_tagger" else 0)
         graph, chars = KerasGraph(model, softmax=True), True
         reference = lambda x: keras_probs(model, x)  # noqa: E731
     else:
@@ -70,7 +70,7 @@ def test_staged_float_graph_equals_keras_at_every_length(case):
     call, plan = float_call(staged.functions())
     if case == "bilstm2_tagger":
         assert [sorted(w["recurrences"]) for w in plan] == [[0, 1], [2, 3]]  # both directions share a wave
-    if case == "elmo_tagger":  # the BiLM's two layers (both directions each), then the task's layer
+    if case.startswith("elmo"):  # the BiLM's two layers (both directions each), then the task's layer
         assert [sorted(w["recurrences"]) for w in plan] == [[0, 1], [2, 3], [4, 5]]
     inputs = make_inputs(np.random.default_rng(1), chars, lengths=tuple(range(1, 12)))
     lengths = (inputs["token_ids"] != 0).sum(1)

@@ -1,5 +1,6 @@
 """LSTMP (an LSTM with a projected output): the step equations in NumPy, masks and go_backwards as Keras' LSTM
-handles them, a projection BiLM's shapes and saved-model round trip (config refusals: tests/test_config.py)."""
+handles them, a projection BiLM's shapes and saved-model round trip (config refusals: tests/test_config.py; its
+export: tests/export/test_staged.py and test_streaming.py)."""
 
 import keras
 import numpy as np
@@ -75,11 +76,3 @@ def test_a_projection_needs_lstm_cells():
     with pytest.raises(ValueError, match="cell 'lstm'"):
         BiLanguageModel(vocabulary_size=10, cell="gru", projection=4)
 
-
-def test_the_export_refuses_a_projection_bilm_by_name():
-    from kerasrnn.export.keras_graph import KerasGraph, UnsupportedLayerError
-
-    lm = BiLanguageModel(vocabulary_size=30, embedding_dim=5, units=12, projection=4)
-    lm({"token_ids": np.array([[5, 6]], "int32")})
-    with pytest.raises(UnsupportedLayerError, match=r"'lstmp_forward_0' \(LSTMP\) is not supported by the export"):
-        KerasGraph(lm)
