@@ -196,7 +196,7 @@ class EmbedderTarget(RunTarget):
 
     def title(self) -> str:
         return (f"# Export report: {self.config.task.name} (embedder: top-layer vectors, "
-                f"{self.run.model.units * 2} per token)")
+                f"{self.run.model.state_dim * 2} per token)")
 
     def description(self, report: dict) -> str:
         return (f"First {report['keras']['sentences']} test sentences; parity against the Keras BiLM on valid tokens "
