@@ -147,8 +147,9 @@ def to_tflite_files(jobs: list[tuple], timeout: float = 1800.0) -> dict[str, str
     """Converts SavedModels to `.tflite` files, `jobs` [(SavedModel directory, output path, QuantizationConfig)],
     one after the other in one child process: one TensorFlow start (~5 s) for them all. A child that dies (the int8
     calibrator can crash: a GRU's WHILE loop) costs only the job it was on: the child reports each file it
-    finishes, the job it died on gets the error, and the jobs after it go to a fresh child. Returns {file name:
-    error message} for the files not made (empty when all were)."""
+    finishes, the job it died on gets the error, and the jobs after it go to a fresh child. `timeout`: seconds per
+    file (a child has that times its files). Returns {file name: error message} for the files not made (empty when
+    all were)."""
     jobs = [(str(saved), Path(path), quantization) for saved, path, quantization in jobs]
     errors = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,7 +177,7 @@ def _convert_in_child(args: list[list[str]], timeout: float) -> tuple[list, str 
     cmd = [sys.executable, "-m", "kerasrnn.export.converters", *[a for job in args for a in job]]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * len(args), env=env)
         stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as e:
         stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -190,7 +191,7 @@ def _convert_in_child(args: list[list[str]], timeout: float) -> tuple[list, str 
     if len(done) == len(args):
         return done, None
     if code is None:
-        return done, f"did not finish in {timeout:.0f} s; no file was written"
+        return done, f"did not finish in {timeout:.0f} s a file; no file was written"
     how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
     lines = [line for line in stderr.splitlines() if line.strip() and "warn" not in line.lower()]
     return done, f"{how}; no file was written. Last message: {(lines[-1:] or ['(none)'])[0][:300]}"
