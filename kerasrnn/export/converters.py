@@ -143,13 +143,13 @@ def to_tflite(saved_model_dir, output_path, quantization: QuantizationConfig, ti
     return output_path
 
 
-def to_tflite_files(jobs: list[tuple], timeout: float = 1800.0) -> dict[str, str]:
+def to_tflite_files(jobs: list[tuple], timeout: float = 1800.0, on_file=None) -> dict[str, str]:
     """Converts SavedModels to `.tflite` files, `jobs` [(SavedModel directory, output path, QuantizationConfig)],
     one after the other in one child process: one TensorFlow start (~5 s) for them all. A child that dies (the int8
     calibrator can crash: a GRU's WHILE loop) costs only the job it was on: the child reports each file it
     finishes, the job it died on gets the error, and the jobs after it go to a fresh child. `timeout`: seconds per
-    file (a child has that times its files). Returns {file name: error message} for the files not made (empty when
-    all were)."""
+    file (a child has that times its files). `on_file(path)` is called as each file is written. Returns {file name:
+    error message} for the files not made (empty when all were)."""
     jobs = [(str(saved), Path(path), quantization) for saved, path, quantization in jobs]
     errors = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,7 +162,7 @@ def to_tflite_files(jobs: list[tuple], timeout: float = 1800.0) -> dict[str, str
                     pickle.dump(list(quantization.representative_data), f)
             args.append([saved, str(path), quantization.mode, data_file])
         while args:
-            done, error = _convert_in_child(args, timeout)
+            done, error = _convert_in_child(args, timeout, on_file)
             if error is not None:
                 failed = args[len(done)]
                 errors[Path(failed[1]).name] = f"{Path(failed[1]).name}: the TFLite converter ({failed[2]}) {error}"
@@ -171,29 +171,40 @@ def to_tflite_files(jobs: list[tuple], timeout: float = 1800.0) -> dict[str, str
     return errors
 
 
-def _convert_in_child(args: list[list[str]], timeout: float) -> tuple[list, str | None]:
+def _convert_in_child(args: list[list[str]], timeout: float, on_file=None) -> tuple[list, str | None]:
     """Runs the jobs in one child interpreter (not multiprocessing: it must not re-import the caller's __main__
     module): (the jobs it finished, in order; None, or how it failed on the next one)."""
+    import threading
+
     cmd = [sys.executable, "-m", "kerasrnn.export.converters", *[a for job in args for a in job]]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * len(args), env=env)
-        stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as e:
-        stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        stderr, code = "", None
-    finished = {line[len(DONE):] for line in stdout.splitlines() if line.startswith(DONE)}
-    done = []
-    for job in args:
-        if job[1] not in finished:
-            break
-        done.append(job)
+    done, timed_out = [], threading.Event()
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+
+        def kill():
+            timed_out.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout * len(args), kill)
+        timer.start()
+        try:
+            for line in proc.stdout:  # the child's lines as they come: each finished file, in order
+                expected = args[len(done)][1] if len(done) < len(args) else None
+                if line.startswith(DONE) and line[len(DONE):].rstrip("\n") == expected:
+                    done.append(args[len(done)])
+                    if on_file is not None:
+                        on_file(Path(done[-1][1]))
+            code = proc.wait()
+        finally:
+            timer.cancel()
+        stderr.seek(0)
+        lines = [line for line in stderr.read().splitlines() if line.strip() and "warn" not in line.lower()]
     if len(done) == len(args):
         return done, None
-    if code is None:
-        return done, f"did not finish in {timeout:.0f} s a file; no file was written"
+    if timed_out.is_set():
+        return done, f"did not finish in {timeout:g} s per file; no file was written"
     how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
-    lines = [line for line in stderr.splitlines() if line.strip() and "warn" not in line.lower()]
     return done, f"{how}; no file was written. Last message: {(lines[-1:] or ['(none)'])[0][:300]}"
 
 

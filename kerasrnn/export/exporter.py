@@ -143,7 +143,7 @@ def convert_all(make_graph, export_dir: Path, settings: ExportSettings, calibrat
                              protocols)
         # One converter child for every file (one TensorFlow start); a crash costs only the file it was on
         progress(f"converting {', '.join(path.name for _, path, _ in jobs)}")
-        failed = to_tflite_files(jobs)
+        failed = to_tflite_files(jobs, on_file=lambda path: progress(f"wrote {path.name}"))
         for name, message in failed.items():
             progress(f"FAILED {message}")
             protocols.pop(name, None)

@@ -173,9 +173,11 @@ def test_gru_exports_to_tflite_and_native_onnx_gru_and_a_failed_conversion_costs
     tfl, stale, after = tmp_path / "gru.tflite", tmp_path / "stale.tflite", tmp_path / "gru_dynamic.tflite"
     stale.write_bytes(b"an earlier export's file")  # not taken for this conversion's output
     # one converter child for the three; it dies on the second (no SavedModel there), a fresh one does the third
+    written = []
     errors = to_tflite_files([(saved, tfl, QuantizationConfig.for_float32()),
                               (tmp_path / "missing", stale, QuantizationConfig.for_float32()),
-                              (saved, after, QuantizationConfig.for_dynamic())])
+                              (saved, after, QuantizationConfig.for_dynamic())], on_file=written.append)
+    assert written == [tfl, after]  # reported as each was written
     assert list(errors) == ["stale.tflite"] and "the TFLite converter (fp32) exited with 1" in errors["stale.tflite"]
     assert stale.read_bytes() == b"an earlier export's file"
     assert tflite_ops(after) == tflite_ops(tfl)
@@ -242,3 +244,11 @@ def test_fp32_tflite_does_not_clip_a_large_cell_state(tmp_path):
     assert lstm_cell_clips(path.read_bytes()) == [0.0]
     got = TFLiteRunner(path, VOCAB)(inputs)
     assert np.abs(got - keras_probs(model, inputs)).max() <= 1e-5
+
+
+def test_a_converter_past_its_time_is_stopped_and_named(tmp_path):
+    errors = to_tflite_files([(tmp_path / "missing", tmp_path / "a.tflite", QuantizationConfig.for_float32()),
+                              (tmp_path / "missing", tmp_path / "b.tflite", QuantizationConfig.for_float32())],
+                             timeout=0.5)  # each child is killed while it still imports TensorFlow
+    assert errors == {name: f"{name}: the TFLite converter (fp32) did not finish in 0.5 s per file; no file was "
+                            "written" for name in ("a.tflite", "b.tflite")}
