@@ -60,6 +60,14 @@ SUPPORTED = ("InputLayer, Embedding (and kerasrnn's TokenEmbedding), LSTM, GRU, 
              "BiLanguageModel, CharCNN, MaskedMeanMaxPooling, ELMo")
 
 
+def lstmp_as_lstm(weights) -> tuple[list, np.ndarray]:
+    """A `kerasrnn.layers.LSTMP`'s weights (its `get_weights()` order) as an LSTM's [kernel, recurrent kernel,
+    bias] and the projection P to apply to that LSTM's output: its gates read r R = h (P R), so an LSTM of all its
+    cells whose recurrent kernel is P R, followed by P, is the same function."""
+    kernel, bias, recurrent, projection = weights
+    return [kernel, projection @ recurrent, bias], projection
+
+
 def reverse_valid(x, lengths):
     """Reverses the first `lengths[b]` steps of each row b of x [batch, time, ...]; later steps stay in place."""
     t = tf.range(tf.shape(x)[1])[tf.newaxis, :]
@@ -374,16 +382,15 @@ class KerasGraph(tf.Module):
         return self._state.rnns[key]
 
     def _lstmp(self, layer):
-        """A `kerasrnn.layers.LSTMP` as a tf_keras LSTM followed by its projection: its gates read r R = h (P R),
-        so an LSTM of `units` cells whose recurrent kernel is P R, its output h times P, is the same function and
-        fuses into the converters' LSTM ops (whose projection inputs no converter fills)."""
+        """A `kerasrnn.layers.LSTMP` as a tf_keras LSTM followed by its projection (`lstmp_as_lstm`), which the
+        converters fuse into their LSTM ops (whose projection inputs no converter fills)."""
         import tf_keras
 
-        kernel, bias, recurrent, projection = self._state.constants[id(layer)]  # LSTMP.get_weights()' order
+        lstm, projection = lstmp_as_lstm(self._state.constants[id(layer)])
         twin = tf_keras.layers.LSTM(layer.units, return_sequences=True, unroll=self.fixed_length is not None,
                                     name=f"rnn_{len(self.twins)}")
-        twin.build((None, None, kernel.shape[0]))
-        twin.set_weights([kernel, projection @ recurrent, bias])
+        twin.build((None, None, lstm[0].shape[0]))
+        twin.set_weights(lstm)
         self.twins.append(twin)
         return lambda x: tf.tensordot(twin(x), projection, axes=1)
 

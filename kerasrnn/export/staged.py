@@ -28,7 +28,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from kerasrnn.export.keras_graph import ACTIVATIONS, KerasGraph, _activation_name, sru_gates
+from kerasrnn.export.keras_graph import ACTIVATIONS, KerasGraph, _activation_name, lstmp_as_lstm, sru_gates
 from kerasrnn.runtime.staged import plan_from_shapes, run_staged
 
 
@@ -51,10 +51,10 @@ class Recurrence:
     def of(cls, layer, weights) -> Recurrence:
         """From a Keras LSTM/GRU/SRU layer and its weights as NumPy arrays."""
         weights = [np.asarray(w, np.float32) for w in weights]
-        if type(layer).__name__ == "LSTMP":  # as the export graph rebuilds it (KerasGraph._lstmp)
-            kernel, bias, recurrent, projection = weights
-            return cls("lstm", layer.units, int(kernel.shape[0]), kernel, projection @ recurrent, bias, "tanh",
-                       "sigmoid", projection=projection)
+        if type(layer).__name__ == "LSTMP":  # as the export graph rebuilds it
+            (kernel, recurrent, bias), projection = lstmp_as_lstm(weights)
+            return cls("lstm", layer.units, int(kernel.shape[0]), kernel, recurrent, bias, "tanh", "sigmoid",
+                       projection=projection)
         if type(layer).__name__ == "SRU":  # kernel [features, 3 or 4 units], bias [2 units]; no recurrent kernel
             return cls("sru", layer.units, int(weights[0].shape[0]), weights[0], None, weights[1], "tanh", "sigmoid")
         cell = layer.cell

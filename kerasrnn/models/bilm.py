@@ -98,7 +98,6 @@ class BiLanguageModel(keras.Model):
         self.residual = residual
         self.char_highway_layers = char_highway_layers
         self.projection = projection
-        self.state_dim = projection or units  # what each direction of a layer outputs
 
         self.token_embedding = keras.layers.Embedding(vocabulary_size, embedding_dim,
                                                       trainable=token_embedding_trainable, name="token_embedding")
@@ -123,6 +122,11 @@ class BiLanguageModel(keras.Model):
             shape=(vocabulary_size, self.state_dim), initializer="glorot_uniform", name="softmax_kernel"
         )
         self.softmax_bias = self.add_weight(shape=(vocabulary_size,), initializer="zeros", name="softmax_bias")
+
+    @property
+    def state_dim(self) -> int:
+        """What each direction of a recurrent layer outputs: the projection's width, or the units."""
+        return self.projection or self.units
 
     @property
     def layer_dims(self) -> list[int]:
