@@ -28,7 +28,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from kerasrnn.export.keras_graph import ACTIVATIONS, KerasGraph, _activation_name, lstmp_as_lstm, sru_gates
+from kerasrnn.export.keras_graph import ACTIVATIONS, KerasGraph, _activation_name, sru_gates
 from kerasrnn.runtime.staged import plan_from_shapes, run_staged
 
 
@@ -45,14 +45,14 @@ class Recurrence:
     activation: str
     recurrent_activation: str
     reset_after: bool = True
-    projection: np.ndarray | None = None  # LSTMP: the output is h P (the recurrent kernel is then P R)
+    projection: np.ndarray | None = None  # LSTMP: h_t = (o_t * tanh(c_t)) P, 128 wide where the cells are 512
 
     @classmethod
     def of(cls, layer, weights) -> Recurrence:
         """From a Keras LSTM/GRU/SRU layer and its weights as NumPy arrays."""
         weights = [np.asarray(w, np.float32) for w in weights]
-        if type(layer).__name__ == "LSTMP":  # as the export graph rebuilds it
-            (kernel, recurrent, bias), projection = lstmp_as_lstm(weights)
+        if type(layer).__name__ == "LSTMP":  # kernel W, bias b, recurrent kernel R [projection, 4 units], P
+            kernel, bias, recurrent, projection = weights
             return cls("lstm", layer.units, int(kernel.shape[0]), kernel, recurrent, bias, "tanh", "sigmoid",
                        projection=projection)
         if type(layer).__name__ == "SRU":  # kernel [features, 3 or 4 units], bias [2 units]; no recurrent kernel
@@ -71,8 +71,12 @@ class Recurrence:
     def state_names(self) -> tuple[str, ...]:
         return {"lstm": ("h", "c"), "gru": ("h",), "sru": ("c",)}[self.kind]
 
+    def state_units(self, name: str) -> int:
+        """The width of state `name`: an LSTMP's h is its projected output (its cells stay in c)."""
+        return self.output_units if name == "h" else self.units
+
     def zero_state(self) -> dict[str, np.ndarray]:
-        return {name: np.zeros((1, self.units), np.float32) for name in self.state_names}
+        return {name: np.zeros((1, self.state_units(name)), np.float32) for name in self.state_names}
 
     def steps(self, x, state: dict, valid=None):
         """y [batch, K, units] and the state after the K steps of x [batch, K, features] (static K).
@@ -104,6 +108,8 @@ class Recurrence:
                 i, f, g, o = tf.split(xt + tf.matmul(h, self.recurrent_kernel), 4, axis=-1)
                 new_c = rec_act(f) * c + rec_act(i) * act(g)
                 new_h = rec_act(o) * act(new_c)
+                if self.projection is not None:  # the projected recurrence: r R with r = h P, not h (P R)
+                    new_h = tf.matmul(new_h, self.projection)
             elif self.reset_after:
                 hu = tf.matmul(h, self.recurrent_kernel)
                 if recurrent_bias is not None:
@@ -131,10 +137,7 @@ class Recurrence:
                 c = new_c
             ys.append(h)
         out = {"h": h} if c is None else {"h": h, "c": c}
-        y = tf.stack(ys, axis=1)
-        if self.projection is not None:
-            y = tf.reshape(tf.matmul(tf.reshape(y, [-1, self.units]), self.projection), [-1, steps, self.output_units])
-        return y, out
+        return tf.stack(ys, axis=1), out
 
     def _sru_steps(self, x, state: dict, valid=None):
         # The projections and the output of all K steps at once; only c_t = f_t c_{t-1} + a_t runs step by step.
@@ -214,7 +217,7 @@ class StagedGraph(tf.Module):
             rec = self.recurrences[k]
             specs[f"x_{k}"] = tf.TensorSpec([1, self.chunk, rec.features], tf.float32, name=f"x_{k}")
             for name in rec.state_names:
-                specs[f"{name}_{k}"] = tf.TensorSpec([1, rec.units], tf.float32, name=f"{name}_{k}")
+                specs[f"{name}_{k}"] = tf.TensorSpec([1, rec.state_units(name)], tf.float32, name=f"{name}_{k}")
         return specs
 
     def stage(self, s: int):

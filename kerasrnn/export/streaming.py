@@ -9,7 +9,8 @@ Signatures (one `.tflite`):
            new states;
     chunk: the same for up to K tokens ([1, K], right-padded with 0: a pad leaves the state as it was; its outputs
            mean nothing).
-States are named h_k (and c_k for an LSTM), [1, units], recurrence k in call order; start from zeros.
+States are named h_k (and c_k for an LSTM), [1, units] (an LSTMP's h_k: [1, projection]), recurrence k in call
+order; start from zeros.
 
 Models: every recurrence reads its row forwards (a forward tagger, a unidirectional LSTM/GRU stack), and the
 output is per token. For a BiLanguageModel: the forward stack and the shared softmax as next-token
@@ -80,7 +81,7 @@ class StreamGraph(tf.Module):
                  for name, spec in self._graph.input_signature(1)[0].items()}
         for k, rec in enumerate(self.recurrences):
             for name in rec.state_names:
-                specs[f"{name}_{k}"] = tf.TensorSpec([1, rec.units], tf.float32, name=f"{name}_{k}")
+                specs[f"{name}_{k}"] = tf.TensorSpec([1, rec.state_units(name)], tf.float32, name=f"{name}_{k}")
         return specs
 
     def _body(self, inputs):
@@ -124,13 +125,17 @@ class StreamGraph(tf.Module):
         return {key: tf.function(self._body, input_signature=[self.inputs(length)], autograph=False)
                 for key, length in (("step", 1), ("chunk", self.chunk))}
 
+    def _state_units(self, name: str) -> int:
+        kind, k = name.rsplit("_", 1)
+        return self.recurrences[int(k)].state_units(kind)
+
     def describe(self) -> dict:
         """The file's calling protocol, for metadata.json."""
         return {
             "signatures": {"step": {"tokens": 1}, "chunk": {"tokens": self.chunk}},
             "inputs": [*self._graph.inputs, *self.state_names],
             "outputs": [self.output_name, *self.state_names],
-            "states": {name: {"shape": [1, self.recurrences[int(name.split("_")[1])].units], "dtype": "float32"}
+            "states": {name: {"shape": [1, self._state_units(name)], "dtype": "float32"}
                        for name in self.state_names},
             "how_to_call": ("start every state at zeros; call `step` with one token or `chunk` with up to "
                             f"{self.chunk} (right-padded with 0), feeding back the returned states. A pad leaves "

@@ -74,7 +74,8 @@ def test_stream_int8_agrees_and_reset_restarts(lstm_stream):
 @pytest.mark.parametrize("variant", ["plain", "residual", "lstmp"])
 def test_bilm_stream_gives_the_forward_next_token_probabilities(tmp_path, variant):
     keras.utils.set_random_seed(1)
-    # lstmp: 6 cells projected to 4 (kerasrnn.layers.LSTMP), rebuilt as an LSTM whose recurrent kernel is P R
+    # lstmp: 6 cells projected to 4 (kerasrnn.layers.LSTMP): the export graph rebuilds it as an LSTM whose
+    # recurrent kernel is P R, the stream runs the projected recurrence itself (its h state is the projection's 4)
     lm = BiLanguageModel(VOCAB, embedding_dim=8, units=6, num_layers=2, char_vocabulary_size=CHARS,
                          char_filters=5, max_word_chars=WORD_CHARS, residual=variant != "plain",
                          projection=4 if variant == "lstmp" else 0)
@@ -86,6 +87,7 @@ def test_bilm_stream_gives_the_forward_next_token_probabilities(tmp_path, varian
     assert_all_close(np.asarray(graph(padded))[valid], np.asarray(lm(padded)[-1])[valid], atol=1e-5)
     stream, paths = stream_file(tmp_path, graph, chunk=4)
     runner = StreamRunner(paths["fp32"], specs=task_specs(VOCAB, CHARS, WORD_CHARS))
+    assert runner.state_shapes["h_0"] == (1, lm.state_dim) and runner.state_shapes["c_0"] == (1, 6)
     top = np.asarray(lm(inputs)[-1])[0, :, : lm.state_dim]
     logits = top @ np.asarray(lm.softmax_kernel).T + np.asarray(lm.softmax_bias)
     ref = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
