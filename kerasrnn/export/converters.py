@@ -91,6 +91,8 @@ def _convert_tflite(saved_model_dir: str, output_path: str, mode: str, data_file
     content = converter.convert()
     if mode != "int8":  # the integer kernel derives its int16 cell-state scale from the clip: left as converted
         content = without_cell_clip(content)
+    if mode == "fp32":  # an LSTMP's rebuilt LSTM gets its projection back (dynamic range: weights already int8)
+        content = with_lstm_projections(content)
     atomic_write_bytes(content, output_path)
 
 
@@ -129,6 +131,106 @@ def without_cell_clip(content: bytes) -> bytes:
         return content
     for o in options:
         o.cellClip = 0.0
+    builder = flatbuffers.Builder(len(content) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def with_lstm_projections(content: bytes, tolerance: float = 1e-4) -> bytes:
+    """The fp32 flatbuffer with each LSTMP's projection inside its fused LSTM op.
+
+    The export graph rebuilds a `kerasrnn.layers.LSTMP` (cells n, projection p < n) as an LSTM of n cells whose
+    recurrent kernel is P R, followed by P (`keras_graph.lstmp_as_lstm`), since no converter fills the fused op's
+    projection inputs. Here every UNIDIRECTIONAL_SEQUENCE_LSTM whose only reader is a bias-free projection (a
+    FULLY_CONNECTED W [p, n] that keeps the time axis, no activation) and whose recurrent weights factor through it
+    (W_g = R_g W, found by least squares and checked to `tolerance`, relative) becomes one op with
+    `projection_weights` W and recurrent weights R_g [n, p]: the same function with the projected recurrence's
+    multiplies (n p per gate instead of n n); the FULLY_CONNECTED is dropped. Anything else is left as it was."""
+    import flatbuffers
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    ops = schema.BuiltinOperator
+
+    def code(op):
+        c = model.operatorCodes[op.opcodeIndex]
+        return max(c.builtinCode, c.deprecatedBuiltinCode)
+
+    def constant(subgraph, index):
+        tensor = subgraph.tensors[index]
+        data = model.buffers[tensor.buffer].data if tensor.buffer > 0 else None
+        if data is None or tensor.type != schema.TensorType.FLOAT32:
+            return None
+        return np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.float32).reshape(list(tensor.shape))
+
+    changed, released = False, set()
+    for subgraph in model.subgraphs:
+        readers = {}
+        for i, op in enumerate(subgraph.operators):
+            for t in op.inputs:
+                readers.setdefault(int(t), []).append(i)
+
+        def only_reader(tensor, opcode, subgraph=subgraph, readers=readers):
+            found = readers.get(int(tensor), [])
+            ok = len(found) == 1 and int(tensor) not in list(subgraph.outputs)
+            return found[0] if ok and code(subgraph.operators[found[0]]) == opcode else None
+
+        dropped, renamed = set(), {}
+        for op in subgraph.operators:
+            if code(op) != ops.UNIDIRECTIONAL_SEQUENCE_LSTM or len(op.inputs) < 19 or op.inputs[16] >= 0:
+                continue
+            fc = only_reader(op.outputs[0], ops.FULLY_CONNECTED)
+            if fc is None or not getattr(subgraph.operators[fc].builtinOptions, "keepNumDims", False):
+                continue
+            fc_op = subgraph.operators[fc]
+            bias = len(fc_op.inputs) > 2 and fc_op.inputs[2] >= 0
+            w = constant(subgraph, fc_op.inputs[1])  # [p, n]
+            activation = getattr(fc_op.builtinOptions, "fusedActivationFunction", 0)
+            recurrent = [constant(subgraph, op.inputs[k]) for k in (5, 6, 7, 8)]  # [n, n] each: W_g
+            if bias or activation or w is None or any(r is None for r in recurrent):
+                continue
+            p, n = w.shape
+            if p >= n or any(r.shape != (n, n) for r in recurrent):
+                continue
+            # W_g h = R_g (W h): R_g W = W_g, so W^T R_g^T = W_g^T
+            factors = [np.linalg.lstsq(w.T.astype(np.float64), r.T.astype(np.float64), rcond=None)[0].T
+                       for r in recurrent]
+            if any(np.abs(f @ w - r).max() > tolerance * max(np.abs(r).max(), 1e-6)
+                   for f, r in zip(factors, recurrent, strict=True)):
+                continue
+            for k, f in zip((5, 6, 7, 8), factors, strict=True):
+                tensor = subgraph.tensors[op.inputs[k]]
+                released.add(tensor.buffer)
+                buffer = schema.BufferT()
+                buffer.data = np.frombuffer(f.astype(np.float32).tobytes(), np.uint8)
+                model.buffers.append(buffer)
+                tensor.buffer, tensor.shape = len(model.buffers) - 1, np.array([n, p], np.int32)
+            op.inputs = np.array(op.inputs, np.int32)  # the object API's arrays are read-only views
+            op.inputs[16] = fc_op.inputs[1]
+            for t in (op.inputs[18], op.outputs[0]):  # the output state and the output carry p, not n
+                tensor = subgraph.tensors[t]
+                tensor.shape = np.array([*tensor.shape[:-1], p], np.int32)
+                if tensor.shapeSignature is not None and len(tensor.shapeSignature):
+                    tensor.shapeSignature = np.array([*tensor.shapeSignature[:-1], p], np.int32)
+            renamed[int(fc_op.outputs[0])] = int(op.outputs[0])
+            dropped.add(fc)
+        if not dropped:
+            continue
+        changed = True
+        subgraph.operators = [op for i, op in enumerate(subgraph.operators) if i not in dropped]
+        for op in subgraph.operators:
+            op.inputs = np.array([renamed.get(int(t), int(t)) for t in op.inputs], np.int32)
+        subgraph.outputs = np.array([renamed.get(int(t), int(t)) for t in subgraph.outputs], np.int32)
+        for signature in model.signatureDefs or []:
+            if signature.subgraphIndex == model.subgraphs.index(subgraph):
+                for tensor_map in signature.outputs or []:
+                    tensor_map.tensorIndex = renamed.get(int(tensor_map.tensorIndex), int(tensor_map.tensorIndex))
+    if not changed:
+        return content
+    in_use = {int(t.buffer) for subgraph in model.subgraphs for t in subgraph.tensors}
+    for index in released - in_use:  # the folded recurrent weights no tensor reads any more
+        model.buffers[index].data = None
     builder = flatbuffers.Builder(len(content) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())

@@ -392,7 +392,7 @@ class KerasGraph(tf.Module):
         twin.build((None, None, lstm[0].shape[0]))
         twin.set_weights(lstm)
         self.twins.append(twin)
-        return lambda x: tf.tensordot(twin(x), projection, axes=1)
+        return lambda x: tf.matmul(twin(x), projection)  # one FULLY_CONNECTED after the LSTM op
 
     def run_rnn(self, layer, x):
         """A Keras LSTM/GRU/SRU `layer` run forward over x [batch, time, features] from a zero state: its whole output

@@ -252,3 +252,72 @@ def test_a_converter_past_its_time_is_stopped_and_named(tmp_path):
                              timeout=0.5)  # each child is killed while it still imports TensorFlow
     assert errors == {name: f"{name}: the TFLite converter (fp32) did not finish in 0.5 s per file; no file was "
                             "written" for name in ("a.tflite", "b.tflite")}
+
+
+def fused_lstm_inputs(path):
+    """[(projection weights shape or None, recurrent weights shape)] of every fused LSTM op of a .tflite file."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(path.read_bytes(), 0))
+    graph, out = model.subgraphs[0], []
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM:
+            projection = tuple(graph.tensors[op.inputs[16]].shape) if op.inputs[16] >= 0 else None
+            out.append((projection, tuple(graph.tensors[op.inputs[5]].shape)))
+    return out
+
+
+def test_fp32_tflite_runs_an_lstmp_as_one_projected_lstm_op(tmp_path):
+    """The export graph rebuilds an LSTMP (6 cells projected to 4) as an LSTM of 6 cells with recurrent kernel P R,
+    then P; the fp32 file puts P back into the fused op (projection_weights, recurrent weights [6, 4]) and drops
+    the FULLY_CONNECTED: the BiLM's vectors as Keras computes them, for rows of several lengths."""
+    from kerasrnn.models import BiLanguageModel
+
+    keras.utils.set_random_seed(1)
+    lm = BiLanguageModel(VOCAB, embedding_dim=8, units=6, num_layers=2, char_vocabulary_size=CHARS, char_filters=5,
+                         max_word_chars=WORD_CHARS, residual=True, projection=4)
+    lm(make_inputs(np.random.default_rng(0), lengths=(3,)))
+    graph = KerasGraph(lm)
+    path = to_tflite(save_saved_model(graph, tmp_path / "sm"), tmp_path / "m.tflite", QuantizationConfig.for_float32())
+    assert fused_lstm_inputs(path) == [((4, 6), (6, 4))] * 4  # 2 layers x 2 directions
+    assert "FULLY_CONNECTED" not in tflite_ops(path)
+    runner = TFLiteRunner(path, VOCAB, char_vocabulary_size=CHARS, max_word_chars=WORD_CHARS)
+    inputs = make_inputs(np.random.default_rng(5), lengths=(9, 4, 1))
+    reference = keras.ops.convert_to_numpy(lm(inputs)[-1])  # the top layer, both directions
+    for got, n, want in zip(run_rows(runner, inputs), (9, 4, 1), reference, strict=True):
+        assert_all_close(got, want[:n], atol=1e-5)
+
+
+@pytest.mark.parametrize("factors", [True, False])
+def test_an_lstm_read_by_a_bias_free_matmul_gets_a_projection_only_when_its_weights_factor(tmp_path, factors):
+    """An LSTM of 6 cells, then x P with P [6, 3] (the pattern of a rebuilt LSTMP): the op takes P as its
+    projection when the recurrent kernel is P R (factors), and stays as converted when it is any 6 x 24 matrix;
+    either file computes what TensorFlow computes."""
+    import tensorflow as tf
+    import tf_keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    rng = np.random.default_rng(7)
+    lstm = tf_keras.layers.LSTM(6, return_sequences=True)
+    lstm.build((None, None, 5))
+    kernel, recurrent, bias = lstm.get_weights()
+    projection = rng.normal(0, 0.5, (6, 3)).astype("float32")
+    if factors:
+        recurrent = projection @ rng.normal(0, 0.5, (3, 24)).astype("float32")
+    lstm.set_weights([kernel, recurrent, bias])
+    module = tf.Module()
+    module.lstm = lstm  # tracked, so the SavedModel holds its weights
+    module.serve = tf.function(lambda x: tf.matmul(lstm(x), projection),
+                               input_signature=[tf.TensorSpec([1, None, 5], tf.float32, name="x")])
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.serve})
+    path = to_tflite(tmp_path / "sm", tmp_path / "m.tflite", QuantizationConfig.for_float32())
+    assert fused_lstm_inputs(path) == ([((3, 6), (6, 3))] if factors else [(None, (6, 6))])
+    x = rng.normal(0, 1, (1, 9, 5)).astype("float32")
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert_all_close(got, module.serve(tf.constant(x)).numpy(), atol=1e-5)
