@@ -72,8 +72,8 @@ def test_staged_float_graph_equals_keras_at_every_length(case):
         assert [sorted(w["recurrences"]) for w in plan] == [[0, 1], [2, 3]]  # both directions share a wave
     if case.startswith("elmo"):  # the BiLM's two layers (both directions each), then the task's layer
         assert [sorted(w["recurrences"]) for w in plan] == [[0, 1], [2, 3], [4, 5]]
-    if case == "elmo_lstmp_tagger":  # the projected recurrence: h carries the projection's 3, c the 5 cells
-        assert plan[0]["recurrences"][0] == {"h": 3, "c": 5}
+    if case == "elmo_lstmp_tagger":  # the staged file runs an LSTMP as the LSTM of all its 5 cells (h and c)
+        assert plan[0]["recurrences"][0] == {"h": 5, "c": 5}
     inputs = make_inputs(np.random.default_rng(1), chars, lengths=tuple(range(1, 12)))
     lengths = (inputs["token_ids"] != 0).sum(1)
     if not chars:  # a Sequential model's input is named by Keras
