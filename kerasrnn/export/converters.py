@@ -89,23 +89,42 @@ def _convert_tflite(saved_model_dir: str, output_path: str, mode: str, data_file
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     content = converter.convert()
-    if mode != "int8":  # the integer kernel derives its int16 cell-state scale from the clip: left as converted
-        content = without_cell_clip(content)
-    if mode == "fp32":  # an LSTMP's rebuilt LSTM gets its projection back (dynamic range: weights already int8)
-        content = with_lstm_projections(content)
-    atomic_write_bytes(content, output_path)
+    # The integer kernel derives its int16 cell-state scale from the clip: an int8 file is left as converted. An
+    # LSTMP's rebuilt LSTM gets its projection back in fp32 only (dynamic range: the weights are already int8).
+    edits = {"fp32": (_unclip, _project), "dynamic": (_unclip,)}.get(mode, ())
+    atomic_write_bytes(_rewritten(content, *edits), output_path)
 
 
-def _lstm_options(model):
-    """The UnidirectionalSequenceLSTMOptions of every fused LSTM op of a `ModelT` (flatbuffer object API)."""
+def _rewritten(content: bytes, *edits) -> bytes:
+    """The flatbuffer after `edits` (each `edit(model) -> bool`, True when it changed the `ModelT`), parsed and
+    packed once; the very bytes given when no edit changed anything."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    if not edits:
+        return content
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    if not any([edit(model) for edit in edits]):  # a list: every edit runs
+        return content
+    builder = flatbuffers.Builder(len(content) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _opcode(model, op) -> int:
+    code = model.operatorCodes[op.opcodeIndex]
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+def _fused_lstms(model):
+    """(subgraph, op) for every UNIDIRECTIONAL_SEQUENCE_LSTM op of a `ModelT` (flatbuffer object API)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     lstm = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            if max(code.builtinCode, code.deprecatedBuiltinCode) == lstm:
-                yield op.builtinOptions
+            if _opcode(model, op) == lstm:
+                yield subgraph, op
 
 
 def lstm_cell_clips(content: bytes) -> list[float]:
@@ -113,7 +132,7 @@ def lstm_cell_clips(content: bytes) -> list[float]:
     from tensorflow.lite.python import schema_py_generated as schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
-    return [float(options.cellClip) for options in _lstm_options(model)]
+    return [float(op.builtinOptions.cellClip) for _, op in _fused_lstms(model)]
 
 
 def without_cell_clip(content: bytes) -> bytes:
@@ -122,18 +141,15 @@ def without_cell_clip(content: bytes) -> bytes:
     The converter writes `cell_clip = 10.0` when it fuses a tf_keras LSTM, while Keras never clips the cell state:
     once |c| passes 10 the TFLite answers leave Keras' (ner_wnut17: up to 9e-3 in probability on 6% of the test
     rows, where |c| reaches 64; ONNX from the same graph stays within 6e-7)."""
-    import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
+    return _rewritten(content, _unclip)
 
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
-    options = list(_lstm_options(model))
-    if not any(o.cellClip for o in options):
-        return content
+
+def _unclip(model) -> bool:
+    options = [op.builtinOptions for _, op in _fused_lstms(model)]
+    clipped = any(o.cellClip for o in options)
     for o in options:
         o.cellClip = 0.0
-    builder = flatbuffers.Builder(len(content) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return clipped
 
 
 def with_lstm_projections(content: bytes, tolerance: float = 1e-4) -> bytes:
@@ -146,59 +162,26 @@ def with_lstm_projections(content: bytes, tolerance: float = 1e-4) -> bytes:
     (W_g = R_g W, found by least squares and checked to `tolerance`, relative) becomes one op with
     `projection_weights` W and recurrent weights R_g [n, p]: the same function with the projected recurrence's
     multiplies (n p per gate instead of n n); the FULLY_CONNECTED is dropped. Anything else is left as it was."""
-    import flatbuffers
+    return _rewritten(content, lambda model: _project(model, tolerance))
+
+
+def _project(model, tolerance: float = 1e-4) -> bool:
     import numpy as np
     from tensorflow.lite.python import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
-    ops = schema.BuiltinOperator
-
-    def code(op):
-        c = model.operatorCodes[op.opcodeIndex]
-        return max(c.builtinCode, c.deprecatedBuiltinCode)
-
-    def constant(subgraph, index):
-        tensor = subgraph.tensors[index]
-        data = model.buffers[tensor.buffer].data if tensor.buffer > 0 else None
-        if data is None or tensor.type != schema.TensorType.FLOAT32:
-            return None
-        return np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.float32).reshape(list(tensor.shape))
-
-    changed, released = False, set()
+    released = set()
     for subgraph in model.subgraphs:
         readers = {}
         for i, op in enumerate(subgraph.operators):
             for t in op.inputs:
                 readers.setdefault(int(t), []).append(i)
-
-        def only_reader(tensor, opcode, subgraph=subgraph, readers=readers):
-            found = readers.get(int(tensor), [])
-            ok = len(found) == 1 and int(tensor) not in list(subgraph.outputs)
-            return found[0] if ok and code(subgraph.operators[found[0]]) == opcode else None
-
         dropped, renamed = set(), {}
         for op in subgraph.operators:
-            if code(op) != ops.UNIDIRECTIONAL_SEQUENCE_LSTM or len(op.inputs) < 19 or op.inputs[16] >= 0:
+            found = _projection(model, subgraph, op, readers, tolerance)
+            if found is None:
                 continue
-            fc = only_reader(op.outputs[0], ops.FULLY_CONNECTED)
-            if fc is None or not getattr(subgraph.operators[fc].builtinOptions, "keepNumDims", False):
-                continue
-            fc_op = subgraph.operators[fc]
-            bias = len(fc_op.inputs) > 2 and fc_op.inputs[2] >= 0
-            w = constant(subgraph, fc_op.inputs[1])  # [p, n]
-            activation = getattr(fc_op.builtinOptions, "fusedActivationFunction", 0)
-            recurrent = [constant(subgraph, op.inputs[k]) for k in (5, 6, 7, 8)]  # [n, n] each: W_g
-            if bias or activation or w is None or any(r is None for r in recurrent):
-                continue
-            p, n = w.shape
-            if p >= n or any(r.shape != (n, n) for r in recurrent):
-                continue
-            # W_g h = R_g (W h): R_g W = W_g, so W^T R_g^T = W_g^T
-            factors = [np.linalg.lstsq(w.T.astype(np.float64), r.T.astype(np.float64), rcond=None)[0].T
-                       for r in recurrent]
-            if any(np.abs(f @ w - r).max() > tolerance * max(np.abs(r).max(), 1e-6)
-                   for f, r in zip(factors, recurrent, strict=True)):
-                continue
+            fc, factors = found
+            n, p = factors[0].shape
             for k, f in zip((5, 6, 7, 8), factors, strict=True):
                 tensor = subgraph.tensors[op.inputs[k]]
                 released.add(tensor.buffer)
@@ -207,33 +190,70 @@ def with_lstm_projections(content: bytes, tolerance: float = 1e-4) -> bytes:
                 model.buffers.append(buffer)
                 tensor.buffer, tensor.shape = len(model.buffers) - 1, np.array([n, p], np.int32)
             op.inputs = np.array(op.inputs, np.int32)  # the object API's arrays are read-only views
-            op.inputs[16] = fc_op.inputs[1]
+            op.inputs[16] = subgraph.operators[fc].inputs[1]
             for t in (op.inputs[18], op.outputs[0]):  # the output state and the output carry p, not n
                 tensor = subgraph.tensors[t]
                 tensor.shape = np.array([*tensor.shape[:-1], p], np.int32)
                 if tensor.shapeSignature is not None and len(tensor.shapeSignature):
                     tensor.shapeSignature = np.array([*tensor.shapeSignature[:-1], p], np.int32)
-            renamed[int(fc_op.outputs[0])] = int(op.outputs[0])
+            renamed[int(subgraph.operators[fc].outputs[0])] = int(op.outputs[0])
             dropped.add(fc)
-        if not dropped:
-            continue
-        changed = True
-        subgraph.operators = [op for i, op in enumerate(subgraph.operators) if i not in dropped]
-        for op in subgraph.operators:
-            op.inputs = np.array([renamed.get(int(t), int(t)) for t in op.inputs], np.int32)
-        subgraph.outputs = np.array([renamed.get(int(t), int(t)) for t in subgraph.outputs], np.int32)
-        for signature in model.signatureDefs or []:
-            if signature.subgraphIndex == model.subgraphs.index(subgraph):
-                for tensor_map in signature.outputs or []:
-                    tensor_map.tensorIndex = renamed.get(int(tensor_map.tensorIndex), int(tensor_map.tensorIndex))
-    if not changed:
-        return content
+        if dropped:
+            _drop_ops(model, subgraph, dropped, renamed)
     in_use = {int(t.buffer) for subgraph in model.subgraphs for t in subgraph.tensors}
     for index in released - in_use:  # the folded recurrent weights no tensor reads any more
         model.buffers[index].data = None
-    builder = flatbuffers.Builder(len(content) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return bool(released)
+
+
+def _projection(model, subgraph, op, readers: dict, tolerance: float):
+    """(index of the FULLY_CONNECTED to drop, the recurrent weights R_g [n, p] of the 4 gates) when the fused LSTM
+    `op` is an LSTMP rebuilt by the export graph (see `with_lstm_projections`), else None."""
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    def constant(index):
+        tensor = subgraph.tensors[index]
+        data = model.buffers[tensor.buffer].data if tensor.buffer > 0 else None
+        if data is None or tensor.type != schema.TensorType.FLOAT32:
+            return None
+        return np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.float32).reshape(list(tensor.shape))
+
+    out = int(op.outputs[0])
+    if (_opcode(model, op) != schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM or len(op.inputs) < 19
+            or op.inputs[16] >= 0 or len(readers.get(out, [])) != 1 or out in subgraph.outputs):
+        return None
+    fc = readers[out][0]
+    fc_op = subgraph.operators[fc]
+    options = fc_op.builtinOptions
+    if (_opcode(model, fc_op) != schema.BuiltinOperator.FULLY_CONNECTED or not getattr(options, "keepNumDims", False)
+            or getattr(options, "fusedActivationFunction", 0) or (len(fc_op.inputs) > 2 and fc_op.inputs[2] >= 0)):
+        return None
+    w = constant(fc_op.inputs[1])  # [p, n]
+    recurrent = [constant(op.inputs[k]) for k in (5, 6, 7, 8)]  # [n, n] each: W_g
+    if w is None or w.shape[0] >= w.shape[1] or any(r is None or r.shape != (w.shape[1],) * 2 for r in recurrent):
+        return None
+    # W_g h = R_g (W h): R_g W = W_g, so W^T R_g^T = W_g^T
+    factors = [np.linalg.lstsq(w.T.astype(np.float64), r.T.astype(np.float64), rcond=None)[0].T for r in recurrent]
+    if any(np.abs(f @ w - r).max() > tolerance * max(np.abs(r).max(), 1e-6)
+           for f, r in zip(factors, recurrent, strict=True)):
+        return None
+    return fc, factors
+
+
+def _drop_ops(model, subgraph, dropped: set, renamed: dict) -> None:
+    """Removes the ops at indices `dropped` from `subgraph`; every read of tensor a becomes a read of renamed[a]."""
+    import numpy as np
+
+    subgraph.operators = [op for i, op in enumerate(subgraph.operators) if i not in dropped]
+    for op in subgraph.operators:
+        op.inputs = np.array([renamed.get(int(t), int(t)) for t in op.inputs], np.int32)
+    subgraph.outputs = np.array([renamed.get(int(t), int(t)) for t in subgraph.outputs], np.int32)
+    index = model.subgraphs.index(subgraph)
+    for signature in model.signatureDefs or []:
+        if signature.subgraphIndex == index:
+            for tensor_map in signature.outputs or []:
+                tensor_map.tensorIndex = renamed.get(int(tensor_map.tensorIndex), int(tensor_map.tensorIndex))
 
 
 def to_tflite(saved_model_dir, output_path, quantization: QuantizationConfig, timeout: float = 1800.0) -> Path:
