@@ -32,6 +32,9 @@ class DataConfig:
     test_file: str = ""
     dev_fraction: float = 0.1
     dev_train_fraction: float = 0.0  # this share of the dev file (seeded) joins the training data; the rest is dev
+    # entity types renamed in every file read, "OLD=NEW" ("PER=person"; "OLD=O": its words become O; "OLD=": the
+    # sentences holding it are dropped): another NER corpus's types onto the task's, for an extra training file
+    rename_types: str | list = ""
     oos_label: str = ""  # a label scored apart (CLINC150 "oos"): accuracy is then the in-scope accuracy
     lowercase: bool = True
     min_count: int = 2
@@ -117,6 +120,9 @@ class Config:
         _check(isinstance(self.data.train_file, str) or all(isinstance(f, str) for f in self.data.train_file),
                "data.train_file", "a file path or a list of them")
         _check(bool(self.data.test_file), "data.test_file", "a file path")
+        renames = [self.data.rename_types] if isinstance(self.data.rename_types, str) else self.data.rename_types
+        _check(all(isinstance(r, str) and r.count("=") == 1 and r.split("=")[0] for r in renames if r),
+               "data.rename_types", 'a list of "OLD=NEW" entity type renames')
         _check(0.0 < self.data.dev_fraction < 1.0, "data.dev_fraction", "in (0, 1)")
         _check(0.0 <= self.data.dev_train_fraction < 1.0, "data.dev_train_fraction", "in [0, 1)")
         _check(self.model.cell in ("lstm", "gru", "sru"), "model.cell", "'lstm', 'gru' or 'sru'")

@@ -16,7 +16,7 @@ import numpy as np
 
 from kerasrnn.config import Config
 from kerasrnn.data.pipeline import EncodedData
-from kerasrnn.data.readers import FORMATS, Example, data_dir, read_examples
+from kerasrnn.data.readers import FORMATS, Example, data_dir, read_examples, rename_types
 from kerasrnn.models.sequence_tagger import crf_decoding
 from kerasrnn.preprocessor import Preprocessor
 
@@ -112,7 +112,9 @@ def read_split(config: Config, split: str, path: str | list | None = None) -> li
             paths = [config.resolve_path(name)]
         for p in paths:
             examples.extend(read_examples(p, data_format, split=split))
-    return examples
+    renames = config.data.rename_types
+    renames = dict(r.split("=") for r in ([renames] if isinstance(renames, str) else renames) if r)
+    return rename_types(examples, renames) if renames else examples
 
 
 def split_off_dev(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:

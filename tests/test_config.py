@@ -38,6 +38,8 @@ def test_every_shipped_config_loads_and_round_trips(tmp_path):
          "model.projection must be 0 unless a language model with cell = \"lstm\""),
         ('[task]\ntype = "language_model"\nmetric = "perplexity"\n[data]\nformat = "tokens"\ntrain_file = "a"\n'
          'test_file = "b"\n[model]\ncell = "gru"\nprojection = 64\n', "model.projection must be 0 unless"),
+        ('[data]\ntrain_file = "a"\ntest_file = "b"\nrename_types = ["=person"]\n',
+         'data.rename_types must be a list of "OLD=NEW" entity type renames'),
         ('[data]\ntrain_file = "a"\ntest_file = "b"\n[training]\nlabel_smoothing = 1.0\n',
          r"training.label_smoothing must be in \[0, 1\)"),
         ('[data]\ntrain_file = "a"\ntest_file = "b"\n[model]\ncrf = true\n[training]\nlabel_smoothing = 0.1\n',

@@ -32,7 +32,7 @@ class Example:
     label: str | None = None
 
 
-FORMATS = ("conllu", "conll", "clinc_json", "csv", "sst", "sst_trees", "text", "tokens")
+FORMATS = ("conllu", "conll", "iob2", "clinc_json", "csv", "sst", "sst_trees", "text", "tokens")
 
 SENTENCE_END = frozenset({".", "!", "?"})
 
@@ -118,6 +118,48 @@ def read_conll(path) -> list[Example]:
     if tokens:
         examples.append(Example(tuple(tokens), tuple(tags)))
     return examples
+
+
+def read_iob2(path) -> list[Example]:
+    """INDEX<TAB>TOKEN<TAB>TAG[<TAB>...] per line (Universal NER's `.iob2` files), `#` comment lines, an empty line
+    between sentences; columns after the tag are ignored."""
+    examples: list[Example] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if tokens:
+                examples.append(Example(tuple(tokens), tuple(tags)))
+                tokens, tags = [], []
+            continue
+        cols = line.rstrip("\t ").split("\t")
+        if len(cols) < 3:
+            raise DataFormatError(path, lineno, f"expected INDEX<TAB>TOKEN<TAB>TAG, found {len(cols)} column(s)")
+        token, tag = clean_text(cols[1]).strip(), cols[2].strip()
+        if not token or not tag:
+            raise DataFormatError(path, lineno, "empty token or tag")
+        if tag != "O" and not (tag[:2] in ("B-", "I-") and len(tag) > 2):
+            raise DataFormatError(path, lineno, f"tag {tag!r} is not in the BIO scheme (O, B-TYPE, I-TYPE)")
+        tokens.append(token.replace(" ", "_"))
+        tags.append(tag)
+    if tokens:
+        examples.append(Example(tuple(tokens), tuple(tags)))
+    return examples
+
+
+def rename_types(examples: list[Example], renames: dict[str, str]) -> list[Example]:
+    """BIO tags with their entity type renamed (`{"PER": "person"}`: B-PER -> B-person); a type renamed to "O"
+    becomes O; a type renamed to "" drops every sentence that holds it (a type the task's types do not cover, whose
+    words would otherwise be taught as O). Other tags and classification examples are unchanged."""
+    def tag(t: str) -> str:
+        new = renames.get(t[2:]) if t != "O" else None
+        return t if new is None else "O" if new == "O" else t[:2] + new
+
+    dropped = {old for old, new in renames.items() if not new}
+    return [dataclasses.replace(e, tags=tuple(tag(t) for t in e.tags)) if e.tags is not None else e
+            for e in examples if e.tags is None or not any(t != "O" and t[2:] in dropped for t in e.tags)]
 
 
 _CLINC_SPLITS = {"train": ("train", "oos_train"), "dev": ("val", "oos_val"), "test": ("test", "oos_test")}
@@ -292,6 +334,7 @@ def read_examples(path, data_format: str, split: str = "train") -> list[Example]
     readers = {
         "conllu": lambda: read_conllu(path),
         "conll": lambda: read_conll(path),
+        "iob2": lambda: read_iob2(path),
         "clinc_json": lambda: read_clinc_json(path, split),
         "csv": lambda: read_csv(path),
         "sst": lambda: read_sst(path),

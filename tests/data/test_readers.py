@@ -171,3 +171,42 @@ def test_raw_and_pretokenized_text_become_sentences(tmp_path):
     prose.write_text("First line\nof a paragraph. Second!\n\nNew paragraph")
     assert [e.tokens for e in read_text(prose, max_length=3)] == [
         ("First", "line", "of"), ("a", "paragraph", "."), ("Second", "!"), ("New", "paragraph")]
+
+
+UNER = """# newdoc id = d1
+# sent_id = d1-0001
+# text = I met Ann Lee in Tampa Bay
+1\tI\tO\t-\t-
+2\tmet\tO\t-\t-
+3\tAnn\tB-PER\t-\tann
+4\tLee\tI-PER\t-\tann
+5\tin\tO\t-\t-
+6\tTampa\tB-LOC\t-\tann
+7\tBay\tI-LOC\t-\tann
+
+# sent_id = d1-0002
+1\t#\tO\t-\t-
+2\tIBM\tB-ORG\t-\t-
+"""
+
+
+def test_iob2_reads_universal_ner_files_and_types_can_be_renamed(tmp_path):
+    from kerasrnn.data.readers import rename_types
+
+    examples = read_examples(write(tmp_path, UNER, "en.iob2"), "iob2")
+    assert [e.tokens for e in examples] == [("I", "met", "Ann", "Lee", "in", "Tampa", "Bay"), ("#", "IBM")]
+    assert examples[0].tags == ("O", "O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC")
+    renamed = rename_types(examples, {"PER": "person", "ORG": "O"})
+    assert renamed[0].tags == ("O", "O", "B-person", "I-person", "O", "B-LOC", "I-LOC")
+    assert renamed[1].tags == ("O", "O")
+    assert [e.tokens[0] for e in rename_types(examples, {"ORG": ""})] == ["I"]  # the sentence holding ORG dropped
+
+
+@pytest.mark.parametrize(("content", "line", "message"), [
+    ("1\ta\tO\n2\tb\n", 2, "expected INDEX<TAB>TOKEN<TAB>TAG, found 2"),
+    ("1\ta\tO\n2\tb\tPER\n", 2, "tag .PER. is not in the BIO scheme"),
+])
+def test_malformed_iob2_lines_name_file_and_line(tmp_path, content, line, message):
+    path = write(tmp_path, content, "x.iob2")
+    with pytest.raises(DataFormatError, match=rf"x\.iob2:{line}: {message}"):
+        read_examples(path, "iob2")
