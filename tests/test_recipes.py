@@ -23,6 +23,36 @@ def test_every_ablation_variant_is_a_valid_change_of_its_recipe():
             assert changed != base, variant["lever"]
 
 
+def test_every_run_a_variant_starts_from_is_trained_before_it():
+    """`training.recipes --ablations` trains in RECIPES order, each recipe's variants after it: a variant's init_from
+    must be an earlier recipe's run or one of its variants', and an LSTMP BiLM only feeds ELMo (no task layer has its
+    shape)."""
+    variants = recipes.read_ablations(recipes.ABLATIONS)
+    order = {name: i for i, name in enumerate(recipes.RECIPES)}
+    for name, entries in variants.items():
+        base = Config.load(recipes.CONFIGS / f"{name}.toml")
+        for variant in entries:
+            changed = base
+            for section, values in variant["changes"].items():
+                changed = changed.replace(section, **values)
+            source = changed.model.init_from
+            if not source:
+                continue
+            parts = source.split("/")
+            source_recipe = parts[2] if parts[1] == "ablations" else parts[1]
+            assert parts[0] == "runs" and order.get(source_recipe, len(order)) < order[name], variant["lever"]
+            if parts[1] == "ablations":
+                assert parts[3] in {recipes.slug(v["lever"]) for v in variants[source_recipe]}, variant["lever"]
+                source_config = Config.load(recipes.CONFIGS / f"{source_recipe}.toml")
+                for v in variants[source_recipe]:
+                    if recipes.slug(v["lever"]) == parts[3]:
+                        for section, values in v["changes"].items():
+                            source_config = source_config.replace(section, **values)
+            else:
+                source_config = Config.load(recipes.CONFIGS / f"{source_recipe}.toml")
+            assert changed.model.elmo or not source_config.model.projection, variant["lever"]
+
+
 def test_a_broken_ablation_entry_is_named(tmp_path):
     path = tmp_path / "a.toml"
     path.write_text('[[pos_ewt]]\nmodel = { units = 8 }\n')
