@@ -96,38 +96,24 @@ def read_conll(path) -> list[Example]:
 
     Lines starting with `#` are tokens here (hashtags), not comments.
     """
-    examples: list[Example] = []
-    tokens: list[str] = []
-    tags: list[str] = []
-    for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
-        if not line.strip():
-            if tokens:
-                examples.append(Example(tuple(tokens), tuple(tags)))
-                tokens, tags = [], []
-            continue
-        cols = line.rstrip("\t ").split("\t")
-        if len(cols) != 2:
-            raise DataFormatError(path, lineno, f"expected TOKEN<TAB>TAG, found {len(cols)} column(s)")
-        token, tag = clean_text(cols[0]).strip(), cols[1].strip()
-        if not token or not tag:
-            raise DataFormatError(path, lineno, "empty token or tag")
-        if tag != "O" and not (tag[:2] in ("B-", "I-") and len(tag) > 2):
-            raise DataFormatError(path, lineno, f"tag {tag!r} is not in the BIO scheme (O, B-TYPE, I-TYPE)")
-        tokens.append(token.replace(" ", "_"))
-        tags.append(tag)
-    if tokens:
-        examples.append(Example(tuple(tokens), tuple(tags)))
-    return examples
+    return _read_bio_columns(path, token=0, columns="TOKEN<TAB>TAG", comments=False, more_columns=False)
 
 
 def read_iob2(path) -> list[Example]:
     """INDEX<TAB>TOKEN<TAB>TAG[<TAB>...] per line (Universal NER's `.iob2` files), `#` comment lines, an empty line
     between sentences; columns after the tag are ignored."""
+    return _read_bio_columns(path, token=1, columns="INDEX<TAB>TOKEN<TAB>TAG", comments=True, more_columns=True)
+
+
+def _read_bio_columns(path, *, token: int, columns: str, comments: bool, more_columns: bool) -> list[Example]:
+    """Sentences of one token (column `token`) and its BIO tag (the next column) per line; `columns` names the
+    layout in errors; `comments`: lines starting with `#` are skipped; `more_columns`: columns after the tag are
+    allowed (and ignored)."""
     examples: list[Example] = []
     tokens: list[str] = []
     tags: list[str] = []
     for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
-        if line.startswith("#"):
+        if comments and line.startswith("#"):
             continue
         if not line.strip():
             if tokens:
@@ -135,14 +121,14 @@ def read_iob2(path) -> list[Example]:
                 tokens, tags = [], []
             continue
         cols = line.rstrip("\t ").split("\t")
-        if len(cols) < 3:
-            raise DataFormatError(path, lineno, f"expected INDEX<TAB>TOKEN<TAB>TAG, found {len(cols)} column(s)")
-        token, tag = clean_text(cols[1]).strip(), cols[2].strip()
-        if not token or not tag:
+        if len(cols) < token + 2 or (len(cols) > token + 2 and not more_columns):
+            raise DataFormatError(path, lineno, f"expected {columns}, found {len(cols)} column(s)")
+        text, tag = clean_text(cols[token]).strip(), cols[token + 1].strip()
+        if not text or not tag:
             raise DataFormatError(path, lineno, "empty token or tag")
         if tag != "O" and not (tag[:2] in ("B-", "I-") and len(tag) > 2):
             raise DataFormatError(path, lineno, f"tag {tag!r} is not in the BIO scheme (O, B-TYPE, I-TYPE)")
-        tokens.append(token.replace(" ", "_"))
+        tokens.append(text.replace(" ", "_"))
         tags.append(tag)
     if tokens:
         examples.append(Example(tuple(tokens), tuple(tags)))
