@@ -44,6 +44,12 @@ class DataConfig:
     char_min_count: int = 2
     max_word_chars: int = 16
 
+    @property
+    def type_renames(self) -> dict[str, str]:
+        """`rename_types` as {old type: new type}."""
+        entries = [self.rename_types] if isinstance(self.rename_types, str) else self.rename_types
+        return dict(entry.split("=") for entry in entries if entry)
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -121,7 +127,7 @@ class Config:
                "data.train_file", "a file path or a list of them")
         _check(bool(self.data.test_file), "data.test_file", "a file path")
         renames = [self.data.rename_types] if isinstance(self.data.rename_types, str) else self.data.rename_types
-        _check(all(isinstance(r, str) and r.count("=") == 1 and r.split("=")[0] for r in renames if r),
+        _check(all(isinstance(r, str) and r.count("=") == 1 and not r.startswith("=") for r in renames if r),
                "data.rename_types", 'a list of "OLD=NEW" entity type renames')
         _check(0.0 < self.data.dev_fraction < 1.0, "data.dev_fraction", "in (0, 1)")
         _check(0.0 <= self.data.dev_train_fraction < 1.0, "data.dev_train_fraction", "in [0, 1)")

@@ -112,8 +112,7 @@ def read_split(config: Config, split: str, path: str | list | None = None) -> li
             paths = [config.resolve_path(name)]
         for p in paths:
             examples.extend(read_examples(p, data_format, split=split))
-    renames = config.data.rename_types
-    renames = dict(r.split("=") for r in ([renames] if isinstance(renames, str) else renames) if r)
+    renames = config.data.type_renames
     return rename_types(examples, renames) if renames else examples
 
 

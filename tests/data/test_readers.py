@@ -210,3 +210,16 @@ def test_malformed_iob2_lines_name_file_and_line(tmp_path, content, line, messag
     path = write(tmp_path, content, "x.iob2")
     with pytest.raises(DataFormatError, match=rf"x\.iob2:{line}: {message}"):
         read_examples(path, "iob2")
+
+
+def test_a_config_reads_another_ner_corpus_with_its_types_renamed(tmp_path):
+    from kerasrnn.config import Config
+    from kerasrnn.run import read_split
+
+    write(tmp_path, "Ann\tB-person\nsaw\tO\n", "task.conll")
+    write(tmp_path, UNER, "extra.iob2")
+    config = Config.from_dict({"task": {"type": "tagging", "metric": "f1"}, "data": {
+        "format": "conll", "train_file": [str(tmp_path / "task.conll"), f"iob2:{tmp_path / 'extra.iob2'}"],
+        "test_file": str(tmp_path / "task.conll"), "rename_types": ["PER=person", "LOC=location", "ORG="]}})
+    assert [e.tags for e in read_split(config, "train")] == [
+        ("B-person", "O"), ("O", "O", "B-person", "I-person", "O", "B-location", "I-location")]
