@@ -116,7 +116,10 @@ def test_both_workers_killed_mid_epoch_resume_from_the_chiefs_checkpoint_in_step
     _, procs = start_workers(config, out_dirs, faults=(kill, kill))
     for proc in procs:
         proc.communicate(timeout=420)
-        assert proc.returncode == -9
+        # killed at its fault step (-9), or, where the peer was killed first inside that step's all-reduce (a race:
+        # SIGKILL can land before its last message leaves), stopped by the lost peer (exit 4, nothing written)
+        assert proc.returncode in (-9, 4)
+    assert -9 in [proc.returncode for proc in procs]
     assert json.loads((out_dirs[0] / "checkpoints" / "state.json").read_text())["completed_epochs"] == 2
     assert not out_dirs[1].exists()  # the other worker holds no checkpoint of its own
     _, procs = start_workers(config, out_dirs, "--resume")
