@@ -47,8 +47,7 @@ class DataConfig:
     @property
     def type_renames(self) -> dict[str, str]:
         """`rename_types` as {old type: new type}."""
-        entries = [self.rename_types] if isinstance(self.rename_types, str) else self.rename_types
-        return dict(entry.split("=") for entry in entries if entry)
+        return dict(entry.split("=") for entry in as_list(self.rename_types) if entry)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +125,8 @@ class Config:
         _check(isinstance(self.data.train_file, str) or all(isinstance(f, str) for f in self.data.train_file),
                "data.train_file", "a file path or a list of them")
         _check(bool(self.data.test_file), "data.test_file", "a file path")
-        renames = [self.data.rename_types] if isinstance(self.data.rename_types, str) else self.data.rename_types
-        _check(all(isinstance(r, str) and r.count("=") == 1 and not r.startswith("=") for r in renames if r),
+        _check(all(isinstance(r, str) and r.count("=") == 1 and not r.startswith("=")
+                   for r in as_list(self.data.rename_types) if r),
                "data.rename_types", 'a list of "OLD=NEW" entity type renames')
         _check(0.0 < self.data.dev_fraction < 1.0, "data.dev_fraction", "in (0, 1)")
         _check(0.0 <= self.data.dev_train_fraction < 1.0, "data.dev_train_fraction", "in [0, 1)")
@@ -225,6 +224,11 @@ class Config:
 
     def save(self, path) -> None:
         atomic_write_text(self.to_toml(), path)
+
+
+def as_list(value: str | list) -> list:
+    """A config value that is one entry or a list of them, as a list."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _check(ok: bool, key: str, expected: str):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasrnn.config import Config
+from kerasrnn.config import Config, as_list
 from kerasrnn.data.pipeline import EncodedData
 from kerasrnn.data.readers import FORMATS, Example, data_dir, read_examples, rename_types
 from kerasrnn.models.sequence_tagger import crf_decoding
@@ -100,7 +100,7 @@ def read_split(config: Config, split: str, path: str | list | None = None) -> li
     (`"tokens:wikitext2_partial/valid.txt"`, `"conllu:ud_english_ewt/*.conllu"`)."""
     files = path or {"train": config.data.train_file, "dev": config.data.dev_file, "test": config.data.test_file}[split]
     examples = []
-    for entry in [files] if isinstance(files, str) else files:
+    for entry in as_list(files):
         data_format, sep, name = entry.partition(":")
         if not sep or data_format not in FORMATS:
             data_format, name = config.data.format, entry

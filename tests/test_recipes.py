@@ -16,9 +16,7 @@ def test_every_ablation_variant_is_a_valid_change_of_its_recipe():
         slugs = [recipes.slug(v["lever"]) for v in entries]
         assert len(set(slugs)) == len(slugs), name
         for variant in entries:
-            changed = base
-            for section, values in variant["changes"].items():
-                changed = changed.replace(section, **values)  # unknown keys or bad values raise here
+            changed = recipes.variant_config(base, variant)  # unknown keys or bad values raise here
             Config.from_dict(changed.to_dict())
             assert changed != base, variant["lever"]
 
@@ -29,28 +27,21 @@ def test_every_run_a_variant_starts_from_is_trained_before_it():
     shape)."""
     variants = recipes.read_ablations(recipes.ABLATIONS)
     order = {name: i for i, name in enumerate(recipes.RECIPES)}
+    runs = {}  # the path of every run training.recipes trains -> its config
+    for name in recipes.RECIPES:
+        runs[f"runs/{name}"] = base = Config.load(recipes.CONFIGS / f"{name}.toml")
+        for v in variants.get(name, []):
+            runs[f"runs/ablations/{name}/{recipes.slug(v['lever'])}"] = recipes.variant_config(base, v)
     for name, entries in variants.items():
-        base = Config.load(recipes.CONFIGS / f"{name}.toml")
         for variant in entries:
-            changed = base
-            for section, values in variant["changes"].items():
-                changed = changed.replace(section, **values)
+            changed = runs[f"runs/ablations/{name}/{recipes.slug(variant['lever'])}"]
             source = changed.model.init_from
             if not source:
                 continue
             parts = source.split("/")
             source_recipe = parts[2] if parts[1] == "ablations" else parts[1]
-            assert parts[0] == "runs" and order.get(source_recipe, len(order)) < order[name], variant["lever"]
-            if parts[1] == "ablations":
-                assert parts[3] in {recipes.slug(v["lever"]) for v in variants[source_recipe]}, variant["lever"]
-                source_config = Config.load(recipes.CONFIGS / f"{source_recipe}.toml")
-                for v in variants[source_recipe]:
-                    if recipes.slug(v["lever"]) == parts[3]:
-                        for section, values in v["changes"].items():
-                            source_config = source_config.replace(section, **values)
-            else:
-                source_config = Config.load(recipes.CONFIGS / f"{source_recipe}.toml")
-            assert changed.model.elmo or not source_config.model.projection, variant["lever"]
+            assert source in runs and order[source_recipe] < order[name], variant["lever"]
+            assert changed.model.elmo or not runs[source].model.projection, variant["lever"]
 
 
 def test_a_broken_ablation_entry_is_named(tmp_path):

@@ -59,11 +59,8 @@ def main(argv=None) -> int:
         for name, config, base in rows:
             tables[name] = []
             for variant in variants.get(name, []):
-                changed = config
-                for section, values in variant["changes"].items():
-                    changed = changed.replace(section, **values)
                 out = runs / "ablations" / name / slug(variant["lever"])
-                tables[name].append((variant["lever"], train_once(changed, out, args.force)))
+                tables[name].append((variant["lever"], train_once(variant_config(config, variant), out, args.force)))
             tables[name].insert(0, ("this recipe (training/configs)", base))
         write_ablations(tables, runs)
     return 0
@@ -87,6 +84,13 @@ def read_ablations(path: Path) -> dict:
                 raise ValueError(f"{path}: [[{recipe}]] entry {i + 1} needs a lever and tables of changes")
             out[recipe].append({"lever": lever, "changes": entry})
     return out
+
+
+def variant_config(config, variant: dict):
+    """The recipe's `config` with one `read_ablations` variant's changes."""
+    for section, values in variant["changes"].items():
+        config = config.replace(section, **values)
+    return config
 
 
 def optimizer_of(run_dir: Path) -> str:

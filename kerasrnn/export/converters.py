@@ -91,7 +91,7 @@ def _convert_tflite(saved_model_dir: str, output_path: str, mode: str, data_file
     content = converter.convert()
     # The integer kernel derives its int16 cell-state scale from the clip: an int8 file is left as converted. An
     # LSTMP's rebuilt LSTM gets its projection back in fp32 only (dynamic range: the weights are already int8).
-    edits = {"fp32": (_unclip, _project), "dynamic": (_unclip,)}.get(mode, ())
+    edits = {"fp32": (without_cell_clip, with_lstm_projections), "dynamic": (without_cell_clip,)}.get(mode, ())
     atomic_write_bytes(_rewritten(content, *edits), output_path)
 
 
@@ -135,16 +135,13 @@ def lstm_cell_clips(content: bytes) -> list[float]:
     return [float(op.builtinOptions.cellClip) for _, op in _fused_lstms(model)]
 
 
-def without_cell_clip(content: bytes) -> bytes:
-    """The flatbuffer with `cell_clip = 0` (no clipping) on every fused LSTM op.
+def without_cell_clip(model) -> bool:
+    """Sets `cell_clip = 0` (no clipping) on every fused LSTM op of a `ModelT` (a `_rewritten` edit: True when a
+    clip was set).
 
     The converter writes `cell_clip = 10.0` when it fuses a tf_keras LSTM, while Keras never clips the cell state:
     once |c| passes 10 the TFLite answers leave Keras' (ner_wnut17: up to 9e-3 in probability on 6% of the test
     rows, where |c| reaches 64; ONNX from the same graph stays within 6e-7)."""
-    return _rewritten(content, _unclip)
-
-
-def _unclip(model) -> bool:
     options = [op.builtinOptions for _, op in _fused_lstms(model)]
     clipped = any(o.cellClip for o in options)
     for o in options:
@@ -152,8 +149,9 @@ def _unclip(model) -> bool:
     return clipped
 
 
-def with_lstm_projections(content: bytes, tolerance: float = 1e-4) -> bytes:
-    """The fp32 flatbuffer with each LSTMP's projection inside its fused LSTM op.
+def with_lstm_projections(model, tolerance: float = 1e-4) -> bool:
+    """Puts each LSTMP's projection inside its fused LSTM op of an fp32 `ModelT` (a `_rewritten` edit: True when
+    an op was rewritten).
 
     The export graph rebuilds a `kerasrnn.layers.LSTMP` (cells n, projection p < n) as an LSTM of n cells whose
     recurrent kernel is P R, followed by P (`keras_graph.lstmp_as_lstm`), since no converter fills the fused op's
@@ -162,10 +160,6 @@ def with_lstm_projections(content: bytes, tolerance: float = 1e-4) -> bytes:
     (W_g = R_g W, found by least squares and checked to `tolerance`, relative) becomes one op with
     `projection_weights` W and recurrent weights R_g [n, p]: the same function with the projected recurrence's
     multiplies (n p per gate instead of n n); the FULLY_CONNECTED is dropped. Anything else is left as it was."""
-    return _rewritten(content, lambda model: _project(model, tolerance))
-
-
-def _project(model, tolerance: float = 1e-4) -> bool:
     import numpy as np
     from tensorflow.lite.python import schema_py_generated as schema
 
